@@ -1,0 +1,109 @@
+// The validated, immutable configuration of one ferryd instance.
+//
+// The loader (config_loader.hpp) is the only producer; everything else reads a
+// `std::shared_ptr<const Config>`. Every struct keeps the source line it came
+// from so later checks (reload diffs, runtime refusals) can still point at it.
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "common/ip_address.hpp"
+
+namespace ferry {
+
+// Where in the config file an item was written.
+struct SourceLoc {
+    std::string file;
+    int line = 0;
+};
+
+// One DPDK port Ferry owns: a NIC (PCI address) or a virtual device.
+struct PortConfig {
+    std::string name;        // operator's label, e.g. "client"; unique
+    std::string device;      // ethdev name as DPDK knows it ("0000:01:00.0", "net_af_packet0")
+    std::string devargs;     // optional: probe this vdev at start ("net_af_packet0,iface=veth1")
+    IpPrefix address;        // Ferry's own address on this port, e.g. 10.0.0.1/24
+    std::optional<IpAddr> gateway;  // default route via this port, if set
+    uint16_t mtu = 1500;     // 68..9000
+    bool exception_path = true;      // hand host traffic to a kernel interface
+    std::string exception_iface;     // kernel name of that interface; default "fe-<name>"
+    SourceLoc loc;
+};
+
+// Settings shared by all worker lcores (which lcores: EAL's -l / --lcores).
+struct WorkerConfig {
+    uint32_t burst_size = 32;             // 1..512
+    uint32_t flow_capacity = 1u << 20;    // flow entries per worker, 1024..64M
+    uint32_t rx_descriptors = 1024;       // 64..16384
+    uint32_t tx_descriptors = 1024;       // 64..16384
+    uint32_t mbufs = 16383;               // mbuf pool size per port/socket, 1023..16M
+};
+
+enum class ForwardMode : uint8_t { nat, dnat };
+enum class SchedulerKind : uint8_t { maglev, round_robin, least_conn, two_choices };
+enum class HashKey : uint8_t { five_tuple, source_ip };
+enum class HealthCheckKind : uint8_t { none, tcp, http };
+enum class DownFlowPolicy : uint8_t { keep, drop };
+
+// How a backend's health is probed; a VIP sets the default, a backend may override.
+struct HealthCheckConfig {
+    HealthCheckKind kind = HealthCheckKind::tcp;
+    uint16_t port = 0;             // 0 = the backend's own port
+    std::string path = "/health";  // http only
+    uint16_t expect_status = 200;  // http only, 100..599
+    uint32_t interval_ms = 1000;   // 50..3600000
+    uint32_t timeout_ms = 500;     // 10..3600000, <= interval_ms
+    uint32_t rise = 2;             // 1..100
+    uint32_t fall = 3;             // 1..100
+};
+
+// Idle timeouts of flow entries by state, in seconds.
+struct FlowTimeouts {
+    uint32_t tcp_syn = 10;            // handshake not finished
+    uint32_t tcp_established = 900;   // long enough for slow prefills and idle keep-alive
+    uint32_t tcp_closing = 10;        // after FIN or RST
+    uint32_t udp = 30;
+};
+
+struct BackendConfig {
+    Endpoint endpoint;               // address and port of the AI server
+    uint32_t weight = 100;           // 0..65535; 0 = no new flows
+    std::optional<HealthCheckConfig> health;  // overrides the VIP's
+    SourceLoc loc;
+};
+
+struct VipConfig {
+    std::string name;                // unique label, default "<addr>:<port>/<proto>"
+    Endpoint endpoint;               // the virtual IP and port clients use
+    L4Proto proto = L4Proto::tcp;
+    ForwardMode mode = ForwardMode::nat;
+    SchedulerKind scheduler = SchedulerKind::maglev;
+    HashKey hash = HashKey::five_tuple;
+    uint32_t table_size = 65537;     // Maglev table size: a prime, 13..655373 (or larger primes up to 4194301)
+    FlowTimeouts timeouts;
+    HealthCheckConfig health;        // default for its backends
+    DownFlowPolicy down_flows = DownFlowPolicy::keep;
+    uint32_t drain_timeout_s = 600;  // how long drained backends keep their flows
+    std::vector<BackendConfig> backends;  // at least one
+    SourceLoc loc;
+};
+
+// Operator-facing control plane settings.
+struct ControlConfig {
+    std::string socket_path = "/run/ferry/ferryd.sock";
+    std::string socket_group;        // empty = root only
+    std::string metrics_listen = "127.0.0.1:9108";  // empty = off
+};
+
+struct Config {
+    std::string file;                // path it was loaded from
+    std::vector<PortConfig> ports;   // at least one
+    WorkerConfig workers;
+    ControlConfig control;
+    std::vector<VipConfig> vips;     // may be empty
+};
+
+}  // namespace ferry

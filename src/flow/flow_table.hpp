@@ -1,0 +1,160 @@
+// Per-worker connection table: 5-tuple -> chosen backend and TCP state.
+//
+// Each worker owns one table and is its only reader and writer, so nothing
+// here is atomic or locked. Pure code (no EAL): tested and benchmarked alone.
+//
+// Layout: `slots` = capacity rounded up so the load stays <= ~90%, split in
+// buckets of 8; a key hashes to two candidate buckets (hash-derived), and
+// lives in any free slot of either. Entries never move once placed, so a slot
+// index is a stable handle: a full-NAT flow stores two entries (forward key
+// and reply key) that point at each other through `peer`. Each slot is one
+// 64-byte entry; a separate 16-bit signature array makes a miss cost a single
+// cache line per bucket.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <memory>
+#include <vector>
+
+#include "common/ip_address.hpp"
+
+namespace ferry::flow {
+
+// The connection key, IPv6-ready (IPv4 uses the first 4 bytes of each address).
+struct FlowKey {
+    uint8_t src[16];
+    uint8_t dst[16];
+    uint16_t src_port;   // network order, as in the packet
+    uint16_t dst_port;   // network order
+    uint8_t proto;       // IPPROTO_TCP / IPPROTO_UDP
+    uint8_t family;      // 4 or 6
+    uint16_t pad;        // always zero, so keys compare with memcmp
+
+    static FlowKey v4(uint32_t src_ip_net, uint32_t dst_ip_net, uint16_t src_port_net,
+                      uint16_t dst_port_net, uint8_t proto);
+    uint32_t src_v4() const;  // network order
+    uint32_t dst_v4() const;
+    bool operator==(const FlowKey& o) const;
+};
+static_assert(sizeof(FlowKey) == 40);
+
+// TCP connection state as far as an L4 middlebox can tell; drives timeouts.
+enum class FlowState : uint8_t {
+    syn_seen = 0,   // client SYN forwarded, handshake not complete
+    established,    // SYN-ACK seen (or first UDP packet / mid-stream ACK accepted)
+    closing,        // FIN or RST seen in either direction
+    udp,            // UDP flow
+};
+
+inline constexpr uint32_t kNoPeer = 0xffffffffu;
+
+// What a flow entry remembers. Forward entries (client -> VIP) hold the
+// decision; reply entries (backend -> Ferry, only for return traffic that
+// cannot be matched otherwise) hold `peer` = the forward entry's slot.
+struct FlowValue {
+    uint32_t backend_id = 0;     // stable backend id (control plane registry)
+    uint32_t peer = kNoPeer;     // slot of the paired entry, or kNoPeer
+    uint32_t last_seen = 0;      // coarse time in ms (caller's clock, wraps)
+    uint16_t vip_id = 0;         // index of the VIP in the snapshot that created it
+    uint16_t nat_port = 0;       // full NAT: local source port (network order)
+    uint8_t state = 0;           // FlowState
+    uint8_t is_reply = 0;        // 1 on reply entries
+    uint8_t nat_addr = 0;        // full NAT: index of the local address used
+    uint8_t flags = 0;           // caller's bits (e.g. FIN seen per direction)
+    uint32_t created = 0;        // ms, for flow age in ferryctl
+};
+static_assert(sizeof(FlowValue) == 24);
+
+struct FlowEntry {
+    FlowKey key;
+    FlowValue value;
+};
+static_assert(sizeof(FlowEntry) == 64);
+
+// Timeouts by state, in milliseconds (from the VIP config, in seconds).
+struct Timeouts {
+    uint32_t syn_ms = 10'000;
+    uint32_t established_ms = 900'000;
+    uint32_t closing_ms = 10'000;
+    uint32_t udp_ms = 30'000;
+    uint32_t for_state(FlowState s) const;
+};
+
+// Counters the table keeps about itself (per worker; readers sum).
+struct FlowTableStats {
+    uint64_t inserts = 0;
+    uint64_t insert_full = 0;    // no free slot in either bucket, or at capacity
+    uint64_t removes = 0;
+    uint64_t expired = 0;
+};
+
+class FlowTable {
+public:
+    // capacity: most entries it will hold (>= 1024). Allocates everything now;
+    // insert/lookup/remove never allocate. Throws std::bad_alloc / invalid_argument.
+    explicit FlowTable(uint32_t capacity);
+    ~FlowTable();
+    FlowTable(const FlowTable&) = delete;
+    FlowTable& operator=(const FlowTable&) = delete;
+
+    static uint32_t hash(const FlowKey& key);  // exposed for bulk callers and tests
+
+    // Slot of the entry with this key, or kNoPeer. Does not check expiry.
+    uint32_t lookup(const FlowKey& key) const;
+    uint32_t lookup(const FlowKey& key, uint32_t hash) const;
+    // Bulk lookup with prefetch: out[i] = slot or kNoPeer. n <= 64.
+    void lookup_bulk(const FlowKey* const keys[], uint32_t n, uint32_t out[]) const;
+    // Prefetches the two candidate buckets of a key (for callers that pipeline).
+    void prefetch(uint32_t hash) const;
+
+    // Inserts a new entry (the key must not be present). Returns its slot, or
+    // kNoPeer when full (counted in stats().insert_full).
+    uint32_t insert(const FlowKey& key, const FlowValue& value);
+    // Removes the entry in `slot` (not its peer).
+    void remove(uint32_t slot);
+    // Removes the entry and, if it has one, its peer.
+    void remove_with_peer(uint32_t slot);
+
+    FlowEntry& entry(uint32_t slot) { return entries_[slot]; }
+    const FlowEntry& entry(uint32_t slot) const { return entries_[slot]; }
+    bool occupied(uint32_t slot) const;
+
+    // True when a forward entry's idle time exceeds its state's timeout at `now_ms`.
+    static bool expired(const FlowValue& v, uint32_t now_ms, const Timeouts& t);
+
+    // Incremental sweep: visits the next `budget` slots from an internal cursor
+    // and removes expired forward entries (with their peers). For each removed
+    // forward entry calls on_expire(entry) first (the caller frees NAT ports,
+    // decrements active counts). `timeouts_of(vip_id)` gives each VIP's timeouts.
+    // Returns the number of forward entries removed.
+    template <typename TimeoutsOf, typename OnExpire>
+    uint32_t sweep(uint32_t budget, uint32_t now_ms, TimeoutsOf&& timeouts_of, OnExpire&& on_expire);
+
+    // Visits every occupied slot: fn(slot, entry). Control/debug use only.
+    template <typename Fn>
+    void for_each(Fn&& fn) const;
+
+    uint32_t size() const { return size_; }
+    uint32_t capacity() const { return capacity_; }
+    uint32_t slot_count() const { return slot_count_; }
+    size_t memory_bytes() const;
+    const FlowTableStats& stats() const { return stats_; }
+
+private:
+    uint32_t bucket_of(uint32_t hash, int which) const;
+    uint16_t sig_of(uint32_t hash) const;
+
+    uint32_t capacity_ = 0;
+    uint32_t bucket_count_ = 0;
+    uint32_t slot_count_ = 0;      // bucket_count_ * 8
+    uint32_t size_ = 0;
+    uint32_t sweep_cursor_ = 0;
+    FlowEntry* entries_ = nullptr;  // slot_count_ entries, 64-byte aligned
+    uint16_t* sigs_ = nullptr;      // slot_count_ signatures; 0 = empty slot
+    FlowTableStats stats_;
+};
+
+}  // namespace ferry::flow
+
+#include "flow/flow_table_inl.hpp"
