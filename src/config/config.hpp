@@ -40,6 +40,7 @@ struct WorkerConfig {
     uint32_t rx_descriptors = 1024;       // 64..16384
     uint32_t tx_descriptors = 1024;       // 64..16384
     uint32_t mbufs = 16383;               // mbuf pool size per port/socket, 1023..16M
+    uint32_t idle_sleep_us = 0;           // 0 = busy poll; else sleep this long after an empty poll, 0..10000
 };
 
 enum class ForwardMode : uint8_t { nat, dnat };

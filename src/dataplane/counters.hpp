@@ -1,0 +1,85 @@
+// Per-worker counters. Each worker increments only its own copy (plain adds,
+// no atomics on the packet path); readers on other threads sum the copies with
+// relaxed loads, so a read may be one burst behind but never torn on x86-64.
+#pragma once
+
+#include <array>
+#include <cstdint>
+
+#include "packet/packet.hpp"
+
+namespace ferry::dp {
+
+// Why the data path dropped a packet. Names are stable: they are metric labels.
+enum class Drop : uint8_t {
+    parse_first_ = 0,  // values [0, ParseResult::count_) mirror packet::ParseResult
+    no_vip_port = uint8_t(packet::ParseResult::count_),  // VIP address, port not configured
+    vip_fragment,          // fragment addressed to a VIP (no ports to steer by)
+    vip_ip_options,        // IPv4 options on VIP traffic
+    no_backend,            // VIP has no usable backend
+    tcp_no_flow,           // non-SYN TCP with no flow entry (nat mode)
+    flow_table_full,       // new flow refused by a full flow table (nat mode)
+    nat_ports_exhausted,   // no free local port
+    no_route,              // no route to the destination
+    no_neighbour,          // next hop MAC not resolved yet (resolution requested)
+    tx_full,               // TX queue refused the packet
+    handoff_full,          // ring to the owning worker was full
+    exception_unavailable, // host traffic but no exception interface on that port
+    stale_flow,            // flow refers to a backend the snapshot no longer knows
+    icmp_unhandled,        // ICMP to Ferry other than echo request
+    count_
+};
+inline constexpr size_t kDropCount = size_t(Drop::count_);
+const char* to_string(Drop d);
+inline Drop drop_of(packet::ParseResult r) { return Drop(uint8_t(r)); }
+
+// Counters of one worker lcore, one cache line apart from the next worker's.
+struct alignas(64) WorkerCounters {
+    uint64_t rx_packets = 0;
+    uint64_t rx_bytes = 0;
+    uint64_t tx_packets = 0;
+    uint64_t tx_bytes = 0;
+    uint64_t forwarded = 0;        // VIP traffic sent to a backend or back to a client
+    uint64_t flows_created = 0;
+    uint64_t flow_miss_syn = 0;    // new flows (first packet a SYN)
+    uint64_t flow_miss_non_syn = 0;// non-SYN TCP without an entry
+    uint64_t flow_miss_udp = 0;    // new UDP flows
+    uint64_t flows_expired = 0;
+    uint64_t flows_closed = 0;     // removed after RST / both FINs
+    uint64_t stateless = 0;        // dnat: forwarded by hash without an entry
+    uint64_t handoff_out = 0;      // packets passed to the owning worker
+    uint64_t handoff_in = 0;
+    uint64_t to_exception = 0;     // host traffic to the kernel interface
+    uint64_t from_exception = 0;   // kernel traffic sent out of a port
+    uint64_t arp_replies = 0;      // ARP requests we answered
+    uint64_t icmp_echo_replies = 0;
+    uint64_t neighbour_requests = 0;
+    uint64_t flow_entries = 0;     // gauge: occupied flow-table slots
+    std::array<uint64_t, kDropCount> drops{};
+};
+
+// Per-backend counters of one worker; indexed by stable backend id.
+struct BackendCounters {
+    uint64_t packets = 0;       // both directions
+    uint64_t bytes = 0;
+    uint64_t new_flows = 0;
+    int64_t active_flows = 0;   // this worker's share; may go negative alone, sums are exact
+    uint64_t syn_sent = 0;      // SYNs forwarded (passive checks)
+    uint64_t synack_seen = 0;   // SYN-ACKs returned
+    uint64_t rst_on_syn = 0;    // RST answering a SYN
+};
+
+// Per-VIP counters of one worker; indexed by stable VIP id.
+struct VipCounters {
+    uint64_t packets = 0;
+    uint64_t bytes = 0;
+    uint64_t new_flows = 0;
+    uint64_t no_backend = 0;
+};
+
+template <typename T>
+inline T read_relaxed(const T& v) {
+    return __atomic_load_n(&v, __ATOMIC_RELAXED);
+}
+
+}  // namespace ferry::dp

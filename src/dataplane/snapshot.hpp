@@ -1,0 +1,154 @@
+// What workers read to steer a packet: the VIPs, their lookup tables and the
+// backends, built whole by the control thread and published as one pointer.
+//
+// A Snapshot is immutable once published. Workers load the pointer once per
+// loop iteration and report a quiescent state afterwards (rte_rcu_qsbr); the
+// control thread frees an old snapshot only after every worker has moved on.
+// Building one is pure code (no EAL), so it is unit-tested on its own.
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <map>
+#include <optional>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "config/config.hpp"
+#include "flow/flow_table.hpp"
+
+namespace ferry::dp {
+
+inline constexpr uint32_t kNone = 0xffffffffu;
+
+// Administrative and health state of a backend, as the control thread sees it.
+enum class BackendState : uint8_t {
+    up = 0,     // takes new flows
+    draining,   // no new flows; existing flows continue (weight 0, drain, 503)
+    down,       // failed health check: no new flows
+    removed,    // gone from the config; existing flows continue until they end
+};
+const char* to_string(BackendState s);
+
+// One backend as workers need it. Indexed by stable backend id.
+struct BackendEntry {
+    uint32_t ip = 0;           // network order
+    uint16_t port = 0;         // network order
+    uint16_t egress_port = 0;  // DPDK port id that reaches it
+    uint32_t nexthop_ip = 0;   // network order: itself, or a gateway
+    BackendState state = BackendState::removed;
+    bool drop_flows = false;   // down with down_flows = drop: existing flows are cut too
+    bool known = false;        // false for ids not (yet) in use
+};
+
+// One VIP as workers need it. Indexed by stable VIP id.
+struct VipEntry {
+    bool present = false;
+    uint32_t ip = 0;           // network order
+    uint16_t port = 0;         // network order
+    uint8_t proto = 0;         // IPPROTO_TCP / IPPROTO_UDP
+    ForwardMode mode = ForwardMode::nat;
+    HashKey hash = HashKey::five_tuple;
+    flow::Timeouts timeouts;
+    std::vector<uint32_t> table;        // lookup table: backend ids or kNone
+    std::vector<uint32_t> backend_ids;  // configured backends, in config order
+    std::string name;
+};
+
+// Stable numbering of VIPs and backends for the life of the process, so flow
+// entries (which store ids) stay meaningful across reloads.
+class IdRegistry {
+public:
+    uint32_t backend_id(const Endpoint& e);  // assigns a new id on first sight
+    uint32_t vip_id(const Endpoint& e, L4Proto proto);
+    uint32_t backend_count() const { return uint32_t(backends_.size()); }
+    uint32_t vip_count() const { return uint32_t(vips_.size()); }
+    const Endpoint& backend(uint32_t id) const { return backends_[id]; }
+
+private:
+    std::map<Endpoint, uint32_t> backend_ids_;
+    std::vector<Endpoint> backends_;
+    std::map<std::pair<Endpoint, L4Proto>, uint32_t> vip_ids_;
+    std::vector<std::pair<Endpoint, L4Proto>> vips_;
+};
+
+// Where a destination is reached: egress port and next-hop address.
+struct NextHop {
+    uint16_t port = 0;
+    uint32_t ip = 0;  // network order
+    bool ok = false;
+};
+using RouteFn = std::function<NextHop(uint32_t ip_net)>;
+
+// Health of a backend (by backend id): shared by every VIP that uses it.
+struct BackendHealth {
+    BackendState state = BackendState::up;  // up, draining (HTTP 503) or down
+    bool drop_flows = false;                // down and its VIP says down_flows = drop
+};
+
+// Operator's and balancer's say on one backend within one VIP.
+struct BackendAdmin {
+    bool drained = false;                     // ferryctl drain
+    std::optional<uint32_t> weight_override;  // ferryctl weight
+    double weight_factor = 1.0;               // load-aware / slow-start factor, 0..1
+};
+
+// Everything the control thread knows beyond the config file.
+struct RuntimeState {
+    std::map<uint32_t, BackendHealth> health;                       // by backend id
+    std::map<std::pair<uint32_t, uint32_t>, BackendAdmin> admin;    // by (VIP id, backend id)
+};
+
+class Snapshot {
+public:
+    std::vector<VipEntry> vips;          // by VIP id
+    std::vector<BackendEntry> backends;  // by backend id
+    uint64_t generation = 0;
+
+    // VIP id for (ip, port, proto) or kNone. Hot path.
+    uint32_t find_vip(uint32_t ip, uint16_t port, uint8_t proto) const {
+        uint32_t mask = uint32_t(index_.size() - 1);
+        for (uint32_t i = index_hash(ip, port, proto) & mask;; i = (i + 1) & mask) {
+            const IndexSlot& s = index_[i];
+            if (s.vip == kNone) return kNone;
+            if (s.ip == ip && s.port == port && s.proto == proto) return s.vip;
+        }
+    }
+    // True if ip is the address of any VIP (ARP, ping). Hot path.
+    bool is_vip_address(uint32_t ip) const {
+        for (uint32_t a : vip_addresses_)
+            if (a == ip) return true;
+        return false;
+    }
+
+    // Builds the index after vips is filled. Control thread.
+    void build_index();
+
+private:
+    struct IndexSlot {
+        uint32_t ip = 0;
+        uint16_t port = 0;
+        uint8_t proto = 0;
+        uint32_t vip = kNone;
+    };
+    static uint32_t index_hash(uint32_t ip, uint16_t port, uint8_t proto) {
+        uint32_t h = (ip ^ (uint32_t(port) << 16) ^ proto) * 0x9e3779b1u;
+        return h ^ (h >> 15);
+    }
+    std::vector<IndexSlot> index_;
+    std::vector<uint32_t> vip_addresses_;
+};
+
+// Effective weight a backend gets in its VIP's table right now.
+// 0 when the backend must take no new flows.
+uint32_t effective_weight(const BackendConfig& b, const BackendHealth* health, const BackendAdmin* admin);
+
+// Builds a snapshot from a config and the control thread's runtime state.
+// Backends known from earlier configs but absent now stay as `removed`, so
+// their flows keep working. Throws on internal errors (control path).
+std::shared_ptr<Snapshot> build_snapshot(const Config& cfg, IdRegistry& ids,
+                                         const RuntimeState& runtime,
+                                         const RouteFn& route, uint64_t generation);
+
+}  // namespace ferry::dp

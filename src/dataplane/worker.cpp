@@ -1,0 +1,556 @@
+// The worker loop: poll every port's queue of this worker, steer, send.
+//
+// Per iteration: load the snapshot once, drain hand-offs and the control TX
+// ring, RX a burst per port, process each packet, flush TX buffers, sweep a
+// slice of the flow table, report quiescence. No locks, no allocation, no
+// syscalls (except the optional idle sleep when nothing arrived).
+#include <rte_branch_prediction.h>
+#include <rte_cycles.h>
+#include <rte_ethdev.h>
+#include <rte_lcore.h>
+#include <rte_mbuf.h>
+#include <rte_prefetch.h>
+#include <rte_rcu_qsbr.h>
+#include <rte_ring.h>
+#include <rte_ring_elem.h>
+
+#include <netinet/in.h>
+#include <unistd.h>
+
+#include <cstring>
+
+#include "balance/maglev.hpp"
+#include "dataplane/dataplane.hpp"
+#include "dataplane/log.hpp"
+#include "packet/packet.hpp"
+
+namespace ferry::dp {
+
+namespace {
+
+constexpr uint8_t kFinFromClient = 0x01;
+constexpr uint8_t kFinFromServer = 0x02;
+constexpr uint32_t kSweepBudget = 64;
+constexpr uint32_t kPendingMax = 64;        // packets parked while their next hop resolves
+constexpr uint32_t kPendingHoldMs = 1000;   // then they are dropped (counted no_neighbour)
+
+// A packet waiting for its next hop's MAC, as Linux keeps a few per neighbour.
+struct Pending {
+    rte_mbuf* m;
+    uint32_t nexthop_ip;
+    uint32_t deadline_ms;
+    uint16_t port_id;
+};
+
+// Per-worker state for one loop iteration plus the helpers that act on it.
+class Worker {
+public:
+    Worker(Dataplane& dp, WorkerContext& w) : dp_(dp), w_(w), c_(w.counters) {
+        hz_per_ms_ = rte_get_tsc_hz() / 1000;
+        if (hz_per_ms_ == 0) hz_per_ms_ = 1;
+        for (size_t i = 0; i < dp.ports().size(); ++i) port_index_[dp.ports()[i].port_id] = uint8_t(i);
+        n_workers_ = dp.worker_count();
+        idle_sleep_us_ = dp.config().workers.idle_sleep_us;
+    }
+
+    void run();
+
+private:
+    void process(rte_mbuf* m, uint16_t in_port, bool handed_off);
+    void handle_arp(rte_mbuf* m, const PortInfo& port, const packet::Parsed& p);
+    void forward_vip(rte_mbuf* m, const packet::Parsed& p, uint32_t vip_id, bool handed_off);
+    bool reply_flow(rte_mbuf* m, const packet::Parsed& p, uint32_t slot);
+    void to_exception(rte_mbuf* m, const PortInfo& port);
+    void send(rte_mbuf* m, uint16_t port_id, uint32_t nexthop_ip);
+    void send_to_client(rte_mbuf* m, uint32_t client_ip);
+    void handoff(rte_mbuf* m, uint32_t owner);
+    void drop(rte_mbuf* m, Drop why) {
+        ++c_.drops[size_t(why)];
+        rte_pktmbuf_free(m);
+    }
+    void control_msg(ControlMsg::Kind kind, uint16_t port, uint32_t ip, const uint8_t* mac);
+    uint32_t pick_backend(const VipEntry& vip, const packet::Parsed& p) const;
+    void end_flow(uint32_t slot);
+    void release_flow_resources(const flow::FlowEntry& e);
+    uint32_t owner_of_client(uint32_t ip, uint16_t port) const {
+        uint32_t h = (ip ^ (uint32_t(port) * 0x9e3779b1u)) * 0x85ebca6bu;
+        h ^= h >> 16;
+        return uint32_t((uint64_t(h) * n_workers_) >> 32);
+    }
+    const PortInfo* local_port_for(uint32_t ip) const {
+        for (const auto& p : dp_.ports())
+            if (p.ip == ip) return &p;
+        return nullptr;
+    }
+    void flush_tx();
+    void retry_pending();
+    void transmit(rte_mbuf* m, uint16_t port_id, const uint8_t mac[6]);
+
+    Dataplane& dp_;
+    WorkerContext& w_;
+    WorkerCounters& c_;
+    const Snapshot* snap_ = nullptr;
+    uint32_t now_ms_ = 0;
+    uint64_t hz_per_ms_ = 1;
+    uint32_t n_workers_ = 1;
+    uint32_t idle_sleep_us_ = 0;
+    uint8_t port_index_[RTE_MAX_ETHPORTS] = {};
+    flow::Timeouts default_timeouts_;
+    Pending pending_[kPendingMax];
+    uint32_t n_pending_ = 0;
+};
+
+void Worker::control_msg(ControlMsg::Kind kind, uint16_t port, uint32_t ip, const uint8_t* mac) {
+    ControlMsg msg;
+    msg.kind = kind;
+    msg.port = port;
+    msg.ip = ip;
+    if (mac) std::memcpy(msg.mac, mac, 6);
+    if (kind == ControlMsg::resolve) ++c_.neighbour_requests;
+    rte_ring_enqueue_elem(w_.to_control, &msg, sizeof msg);  // full: the control thread will ask again
+}
+
+void Worker::send(rte_mbuf* m, uint16_t port_id, uint32_t nexthop_ip) {
+    uint8_t mac[6];
+    if (likely(dp_.neighbours().lookup(nexthop_ip, mac))) return transmit(m, port_id, mac);
+    control_msg(ControlMsg::resolve, port_id, nexthop_ip, nullptr);
+    if (n_pending_ == kPendingMax) return drop(m, Drop::no_neighbour);
+    pending_[n_pending_++] = Pending{m, nexthop_ip, now_ms_ + kPendingHoldMs, port_id};
+}
+
+void Worker::retry_pending() {
+    uint32_t kept = 0;
+    for (uint32_t i = 0; i < n_pending_; ++i) {
+        Pending& p = pending_[i];
+        uint8_t mac[6];
+        if (dp_.neighbours().lookup(p.nexthop_ip, mac))
+            transmit(p.m, p.port_id, mac);
+        else if (int32_t(now_ms_ - p.deadline_ms) >= 0)
+            drop(p.m, Drop::no_neighbour);
+        else
+            pending_[kept++] = p;
+    }
+    n_pending_ = kept;
+}
+
+void Worker::transmit(rte_mbuf* m, uint16_t port_id, const uint8_t mac[6]) {
+    const PortInfo& port = dp_.ports()[port_index_[port_id]];
+    auto* eth = rte_pktmbuf_mtod(m, uint8_t*);
+    std::memcpy(eth, mac, 6);
+    std::memcpy(eth + 6, port.mac, 6);
+    ++c_.tx_packets;
+    c_.tx_bytes += rte_pktmbuf_pkt_len(m);
+    rte_eth_tx_buffer(port_id, uint16_t(w_.index), w_.tx[port_id], m);
+}
+
+void Worker::send_to_client(rte_mbuf* m, uint32_t client_ip) {
+    NextHop nh = dp_.routes().lookup(client_ip);
+    if (!nh.ok) {
+        drop(m, Drop::no_route);
+        return;
+    }
+    send(m, nh.port, nh.ip);
+}
+
+void Worker::to_exception(rte_mbuf* m, const PortInfo& port) {
+    if (!port.has_exception) {
+        drop(m, Drop::exception_unavailable);
+        return;
+    }
+    ++c_.to_exception;
+    rte_eth_tx_buffer(port.exception_port_id, uint16_t(w_.index), w_.tx[port.exception_port_id], m);
+}
+
+void Worker::handoff(rte_mbuf* m, uint32_t owner) {
+    rte_ring* r = dp_.workers()[owner]->handoff_in[w_.index];
+    if (rte_ring_enqueue(r, m) != 0) {
+        drop(m, Drop::handoff_full);
+        return;
+    }
+    ++c_.handoff_out;
+}
+
+void Worker::handle_arp(rte_mbuf* m, const PortInfo& port, const packet::Parsed& p) {
+    packet::Arp arp;
+    auto* data = rte_pktmbuf_mtod(m, uint8_t*);
+    if (!packet::parse_arp(data, rte_pktmbuf_data_len(m), p.l3_offset, arp)) {
+        drop(m, Drop(uint8_t(packet::ParseResult::truncated_l3)));
+        return;
+    }
+    bool for_us = arp.target_ip == port.ip || snap_->is_vip_address(arp.target_ip);
+    if (arp.op == packet::kArpRequest && for_us) {
+        if (arp.sender_ip != 0) control_msg(ControlMsg::learn, port.port_id, arp.sender_ip, arp.sender_mac);
+        packet::make_arp_reply(data, p.l3_offset, port.mac);
+        ++c_.arp_replies;
+        ++c_.tx_packets;
+        rte_eth_tx_buffer(port.port_id, uint16_t(w_.index), w_.tx[port.port_id], m);
+        return;
+    }
+    if (arp.op == packet::kArpReply && arp.target_ip == port.ip) {
+        control_msg(ControlMsg::learn, port.port_id, arp.sender_ip, arp.sender_mac);
+        rte_pktmbuf_free(m);
+        return;
+    }
+    to_exception(m, port);  // the host's own ARP (its address lives on the kernel interface)
+}
+
+uint32_t Worker::pick_backend(const VipEntry& vip, const packet::Parsed& p) const {
+    if (vip.table.empty()) return kNone;
+    uint64_t h;
+    if (vip.hash == HashKey::source_ip) {
+        h = balance::hash_bytes(&p.src_ip, 4, 0);
+    } else {
+        uint8_t key[13];
+        std::memcpy(key, &p.src_ip, 4);
+        std::memcpy(key + 4, &p.dst_ip, 4);
+        std::memcpy(key + 8, &p.src_port, 2);
+        std::memcpy(key + 10, &p.dst_port, 2);
+        key[12] = p.proto;
+        h = balance::hash_bytes(key, sizeof key, 0);
+    }
+    return vip.table[h % vip.table.size()];
+}
+
+void Worker::release_flow_resources(const flow::FlowEntry& e) {
+    const flow::FlowValue& v = e.value;
+    if (v.is_reply) return;
+    if (v.nat_port != 0) w_.nat_pools[v.nat_addr].release(ntohs(v.nat_port));
+    if (v.backend_id < kMaxBackends) --w_.backend_counters[v.backend_id].active_flows;
+}
+
+void Worker::end_flow(uint32_t slot) {
+    flow::FlowEntry& e = w_.flows->entry(slot);
+    uint32_t fwd = e.value.is_reply ? e.value.peer : slot;
+    if (fwd == flow::kNoPeer) {
+        w_.flows->remove(slot);
+        return;
+    }
+    release_flow_resources(w_.flows->entry(fwd));
+    w_.flows->remove_with_peer(fwd);
+}
+
+void Worker::forward_vip(rte_mbuf* m, const packet::Parsed& p, uint32_t vip_id, bool handed_off) {
+    const VipEntry& vip = snap_->vips[vip_id];
+    if (vip.mode == ForwardMode::dnat && n_workers_ > 1 && !handed_off) {
+        uint32_t owner = owner_of_client(p.src_ip, p.src_port);
+        if (owner != w_.index) return handoff(m, owner);
+    }
+    if (p.has_ip_options) return drop(m, Drop::vip_ip_options);
+
+    VipCounters& vc = w_.vip_counters[vip_id];
+    ++vc.packets;
+    vc.bytes += rte_pktmbuf_pkt_len(m);
+
+    const bool tcp = p.proto == IPPROTO_TCP;
+    const bool syn = tcp && (p.tcp_flags & packet::kTcpSyn) && !(p.tcp_flags & packet::kTcpAck);
+    flow::FlowKey key = flow::FlowKey::v4(p.src_ip, p.dst_ip, p.src_port, p.dst_port, p.proto);
+    uint32_t slot = w_.flows->lookup(key);
+    if (slot != flow::kNoPeer) {
+        flow::FlowEntry& e = w_.flows->entry(slot);
+        bool stale = flow::FlowTable::expired(e.value, now_ms_, vip.timeouts) ||
+                     (syn && e.value.state == uint8_t(flow::FlowState::closing));
+        const BackendEntry* be = e.value.backend_id < snap_->backends.size() ? &snap_->backends[e.value.backend_id]
+                                                                             : nullptr;
+        if (be && be->drop_flows) stale = true;
+        if (stale) {
+            end_flow(slot);
+            ++c_.flows_closed;
+            slot = flow::kNoPeer;
+        }
+    }
+
+    uint32_t backend_id;
+    uint16_t nat_port = 0;
+    uint8_t nat_addr = 0;
+    if (slot == flow::kNoPeer) {
+        if (tcp && !syn) {
+            ++c_.flow_miss_non_syn;
+            if (vip.mode == ForwardMode::nat) return drop(m, Drop::tcp_no_flow);
+        } else {
+            ++(tcp ? c_.flow_miss_syn : c_.flow_miss_udp);
+        }
+        backend_id = pick_backend(vip, p);
+        if (backend_id == kNone || backend_id >= snap_->backends.size()) {
+            ++vc.no_backend;
+            return drop(m, Drop::no_backend);
+        }
+        const BackendEntry& be = snap_->backends[backend_id];
+        bool create = !tcp || syn;
+        if (create) {
+            uint32_t local_ip = 0;
+            if (vip.mode == ForwardMode::nat) {
+                nat_addr = port_index_[be.egress_port];
+                if (!w_.nat_pools[nat_addr].acquire(nat_port)) return drop(m, Drop::nat_ports_exhausted);
+                nat_port = htons(nat_port);
+                local_ip = dp_.ports()[nat_addr].ip;
+            }
+            flow::FlowValue fv;
+            fv.backend_id = backend_id;
+            fv.vip_id = uint16_t(vip_id);
+            fv.nat_port = nat_port;
+            fv.nat_addr = nat_addr;
+            fv.state = uint8_t(tcp ? flow::FlowState::syn_seen : flow::FlowState::udp);
+            fv.last_seen = now_ms_;
+            fv.created = now_ms_;
+            uint32_t fwd = w_.flows->insert(key, fv);
+            uint32_t rev = flow::kNoPeer;
+            if (fwd != flow::kNoPeer) {
+                flow::FlowKey rkey = vip.mode == ForwardMode::nat
+                                         ? flow::FlowKey::v4(be.ip, local_ip, be.port, nat_port, p.proto)
+                                         : flow::FlowKey::v4(be.ip, p.src_ip, be.port, p.src_port, p.proto);
+                flow::FlowValue rv;
+                rv.backend_id = backend_id;
+                rv.vip_id = uint16_t(vip_id);
+                rv.is_reply = 1;
+                rv.peer = fwd;
+                // A reply key still held by an older flow (same client port reused
+                // quickly in dnat) is taken over by the new flow.
+                uint32_t old = w_.flows->lookup(rkey);
+                if (old != flow::kNoPeer) end_flow(old);
+                rev = w_.flows->insert(rkey, rv);
+                if (rev == flow::kNoPeer) {
+                    w_.flows->remove(fwd);
+                    fwd = flow::kNoPeer;
+                }
+            }
+            if (fwd == flow::kNoPeer) {
+                if (vip.mode == ForwardMode::nat) {
+                    w_.nat_pools[nat_addr].release(ntohs(nat_port));
+                    return drop(m, Drop::flow_table_full);
+                }
+                ++c_.stateless;  // dnat keeps working by hash alone
+            } else {
+                w_.flows->entry(fwd).value.peer = rev;
+                ++c_.flows_created;
+                ++vc.new_flows;
+                BackendCounters& bc = w_.backend_counters[backend_id];
+                ++bc.new_flows;
+                ++bc.active_flows;
+            }
+        } else {
+            ++c_.stateless;  // dnat: mid-stream packet without an entry goes by hash
+        }
+    } else {
+        flow::FlowEntry& e = w_.flows->entry(slot);
+        e.value.last_seen = now_ms_;
+        backend_id = e.value.backend_id;
+        nat_port = e.value.nat_port;
+        nat_addr = e.value.nat_addr;
+        if (tcp) {
+            if (p.tcp_flags & packet::kTcpRst) {
+                e.value.state = uint8_t(flow::FlowState::closing);
+            } else if (p.tcp_flags & packet::kTcpFin) {
+                e.value.flags |= kFinFromClient;
+                if (e.value.flags & kFinFromServer) e.value.state = uint8_t(flow::FlowState::closing);
+            }
+        }
+    }
+
+    const BackendEntry& be = snap_->backends[backend_id];
+    BackendCounters& bc = w_.backend_counters[backend_id];
+    ++bc.packets;
+    bc.bytes += rte_pktmbuf_pkt_len(m);
+    if (syn) ++bc.syn_sent;
+    auto* data = rte_pktmbuf_mtod(m, uint8_t*);
+    if (vip.mode == ForwardMode::nat)
+        packet::rewrite_src_dst(data, p, dp_.ports()[nat_addr].ip, nat_port, be.ip, be.port);
+    else
+        packet::rewrite_dst(data, p, be.ip, be.port);
+    ++c_.forwarded;
+    send(m, be.egress_port, be.nexthop_ip);
+}
+
+// A packet from a backend that matched a reply entry: restore the VIP (and,
+// for full NAT, the client) and send it to the client.
+bool Worker::reply_flow(rte_mbuf* m, const packet::Parsed& p, uint32_t slot) {
+    flow::FlowEntry& r = w_.flows->entry(slot);
+    if (!r.value.is_reply || r.value.peer == flow::kNoPeer) return false;
+    flow::FlowEntry& f = w_.flows->entry(r.value.peer);
+    const flow::FlowKey& client = f.key;  // client -> VIP
+    f.value.last_seen = now_ms_;
+    uint32_t bid = f.value.backend_id;
+    if (bid < kMaxBackends) {
+        BackendCounters& bc = w_.backend_counters[bid];
+        ++bc.packets;
+        bc.bytes += rte_pktmbuf_pkt_len(m);
+        if (p.proto == IPPROTO_TCP) {
+            bool synack = (p.tcp_flags & (packet::kTcpSyn | packet::kTcpAck)) == (packet::kTcpSyn | packet::kTcpAck);
+            if (synack && f.value.state == uint8_t(flow::FlowState::syn_seen)) {
+                f.value.state = uint8_t(flow::FlowState::established);
+                ++bc.synack_seen;
+            }
+            if (p.tcp_flags & packet::kTcpRst) {
+                if (f.value.state == uint8_t(flow::FlowState::syn_seen)) ++bc.rst_on_syn;
+                f.value.state = uint8_t(flow::FlowState::closing);
+            } else if (p.tcp_flags & packet::kTcpFin) {
+                f.value.flags |= kFinFromServer;
+                if (f.value.flags & kFinFromClient) f.value.state = uint8_t(flow::FlowState::closing);
+            }
+        }
+    }
+    if (f.value.vip_id < kMaxVips) {
+        VipCounters& vc = w_.vip_counters[f.value.vip_id];
+        ++vc.packets;
+        vc.bytes += rte_pktmbuf_pkt_len(m);
+    }
+    auto* data = rte_pktmbuf_mtod(m, uint8_t*);
+    if (f.value.nat_port != 0)
+        packet::rewrite_src_dst(data, p, client.dst_v4(), client.dst_port, client.src_v4(), client.src_port);
+    else
+        packet::rewrite_src(data, p, client.dst_v4(), client.dst_port);
+    ++c_.forwarded;
+    send_to_client(m, client.src_v4());
+    return true;
+}
+
+void Worker::process(rte_mbuf* m, uint16_t in_port, bool handed_off) {
+    const PortInfo& port = dp_.ports()[port_index_[in_port]];
+    auto* data = rte_pktmbuf_mtod(m, uint8_t*);
+    packet::Parsed p;
+    packet::ParseResult r = packet::parse(data, rte_pktmbuf_data_len(m), p);
+    switch (r) {
+        case packet::ParseResult::ok: break;
+        case packet::ParseResult::arp: return handle_arp(m, port, p);
+        case packet::ParseResult::ipv6:
+        case packet::ParseResult::other_ethertype:
+        case packet::ParseResult::other_l4: return to_exception(m, port);
+        case packet::ParseResult::fragment:
+            if (snap_->is_vip_address(p.dst_ip)) return drop(m, Drop::vip_fragment);
+            return to_exception(m, port);  // the host reassembles its own
+        default: return drop(m, drop_of(r));
+    }
+
+    if (p.proto != IPPROTO_ICMP) {
+        uint32_t vip = snap_->find_vip(p.dst_ip, p.dst_port, p.proto);
+        if (vip != kNone) return forward_vip(m, p, vip, handed_off);
+    }
+    const PortInfo* local = local_port_for(p.dst_ip);
+    if (p.proto == IPPROTO_ICMP) {
+        if (local || snap_->is_vip_address(p.dst_ip)) {
+            if (packet::make_icmp_echo_reply(data, rte_pktmbuf_data_len(m), p)) {
+                ++c_.icmp_echo_replies;
+                ++c_.tx_packets;
+                rte_eth_tx_buffer(in_port, uint16_t(w_.index), w_.tx[in_port], m);
+                return;
+            }
+            return drop(m, Drop::icmp_unhandled);
+        }
+        return to_exception(m, port);
+    }
+    if (local) {
+        // Full-NAT reply: the local port says which worker owns the flow.
+        if (n_workers_ > 1 && !handed_off) {
+            uint32_t owner = dp_.nat_port_owner()[ntohs(p.dst_port)];
+            if (owner != w_.index) return handoff(m, owner);
+        }
+        flow::FlowKey key = flow::FlowKey::v4(p.src_ip, p.dst_ip, p.src_port, p.dst_port, p.proto);
+        uint32_t slot = w_.flows->lookup(key);
+        if (slot != flow::kNoPeer && reply_flow(m, p, slot)) return;
+        return to_exception(m, port);
+    }
+    if (snap_->is_vip_address(p.dst_ip)) return drop(m, Drop::no_vip_port);
+
+    // dnat reply (backend -> client) or plain host traffic.
+    if (n_workers_ > 1 && !handed_off) {
+        uint32_t owner = owner_of_client(p.dst_ip, p.dst_port);
+        if (owner != w_.index) return handoff(m, owner);
+    }
+    flow::FlowKey key = flow::FlowKey::v4(p.src_ip, p.dst_ip, p.src_port, p.dst_port, p.proto);
+    uint32_t slot = w_.flows->lookup(key);
+    if (slot != flow::kNoPeer && reply_flow(m, p, slot)) return;
+    to_exception(m, port);
+}
+
+void Worker::flush_tx() {
+    for (const auto& p : dp_.ports()) {
+        rte_eth_tx_buffer_flush(p.port_id, uint16_t(w_.index), w_.tx[p.port_id]);
+        if (p.has_exception)
+            rte_eth_tx_buffer_flush(p.exception_port_id, uint16_t(w_.index), w_.tx[p.exception_port_id]);
+    }
+}
+
+void Worker::run() {
+    const uint32_t burst = std::min<uint32_t>(dp_.config().workers.burst_size, kMaxBurst);
+    rte_mbuf* pkts[kMaxBurst];
+    rte_rcu_qsbr_thread_online(dp_.rcu(), w_.index);
+    // Count TX drops (queue full) without touching the fast path.
+    for (auto* b : w_.tx)
+        if (b) rte_eth_tx_buffer_set_err_callback(b, rte_eth_tx_buffer_count_callback, &c_.drops[size_t(Drop::tx_full)]);
+
+    while (!dp_.quit.load(std::memory_order_relaxed)) {
+        snap_ = dp_.snapshot();
+        now_ms_ = uint32_t(rte_get_tsc_cycles() / hz_per_ms_);
+        uint32_t work = 0;
+
+        // Frames the control thread wants sent (ARP requests, gratuitous ARP).
+        unsigned n = rte_ring_dequeue_burst(w_.from_control, reinterpret_cast<void**>(pkts), burst, nullptr);
+        for (unsigned i = 0; i < n; ++i) {
+            uint16_t port = pkts[i]->port;
+            ++c_.tx_packets;
+            rte_eth_tx_buffer(port, uint16_t(w_.index), w_.tx[port], pkts[i]);
+        }
+        work += n;
+
+        // Packets other workers received for flows this worker owns.
+        for (rte_ring* r : w_.handoff_in) {
+            if (!r) continue;
+            n = rte_ring_dequeue_burst(r, reinterpret_cast<void**>(pkts), burst, nullptr);
+            c_.handoff_in += n;
+            for (unsigned i = 0; i < n; ++i) process(pkts[i], pkts[i]->port, true);
+            work += n;
+        }
+
+        for (const auto& port : dp_.ports()) {
+            uint16_t nb = rte_eth_rx_burst(port.port_id, uint16_t(w_.index), pkts, uint16_t(burst));
+            work += nb;
+            for (uint16_t i = 0; i < nb && i < 4; ++i) rte_prefetch0(rte_pktmbuf_mtod(pkts[i], void*));
+            for (uint16_t i = 0; i < nb; ++i) {
+                if (i + 4 < nb) rte_prefetch0(rte_pktmbuf_mtod(pkts[i + 4], void*));
+                ++c_.rx_packets;
+                c_.rx_bytes += rte_pktmbuf_pkt_len(pkts[i]);
+                process(pkts[i], port.port_id, false);
+            }
+            if (port.has_exception) {
+                // What the host's kernel sends leaves through the port unchanged.
+                nb = rte_eth_rx_burst(port.exception_port_id, uint16_t(w_.index), pkts, uint16_t(burst));
+                work += nb;
+                for (uint16_t i = 0; i < nb; ++i) {
+                    ++c_.from_exception;
+                    ++c_.tx_packets;
+                    c_.tx_bytes += rte_pktmbuf_pkt_len(pkts[i]);
+                    rte_eth_tx_buffer(port.port_id, uint16_t(w_.index), w_.tx[port.port_id], pkts[i]);
+                }
+            }
+        }
+        if (n_pending_) retry_pending();
+        flush_tx();
+
+        const Snapshot* s = snap_;
+        c_.flows_expired += w_.flows->sweep(
+            kSweepBudget, now_ms_,
+            [&](uint16_t vip_id) -> const flow::Timeouts& {
+                return vip_id < s->vips.size() && s->vips[vip_id].present ? s->vips[vip_id].timeouts
+                                                                          : default_timeouts_;
+            },
+            [&](const flow::FlowEntry& e) { release_flow_resources(e); });
+        c_.flow_entries = w_.flows->size();
+
+        rte_rcu_qsbr_quiescent(dp_.rcu(), w_.index);
+        if (work == 0 && idle_sleep_us_ != 0) usleep(idle_sleep_us_);
+    }
+    for (uint32_t i = 0; i < n_pending_; ++i) rte_pktmbuf_free(pending_[i].m);
+    n_pending_ = 0;
+    flush_tx();
+    rte_rcu_qsbr_thread_offline(dp_.rcu(), w_.index);
+}
+
+}  // namespace
+
+int worker_main(void* arg) {
+    auto* ctx = static_cast<WorkerContext*>(arg);
+    Worker worker(dataplane(), *ctx);
+    worker.run();
+    return 0;
+}
+
+}  // namespace ferry::dp
