@@ -3,13 +3,29 @@
 // Each worker owns one table and is its only reader and writer, so nothing
 // here is atomic or locked. Pure code (no EAL): tested and benchmarked alone.
 //
-// Layout: `slots` = capacity rounded up so the load stays <= ~90%, split in
-// buckets of 8; a key hashes to two candidate buckets (hash-derived), and
-// lives in any free slot of either. Entries never move once placed, so a slot
-// index is a stable handle: a full-NAT flow stores two entries (forward key
-// and reply key) that point at each other through `peer`. Each slot is one
-// 64-byte entry; a separate 16-bit signature array makes a miss cost a single
-// cache line per bucket.
+// Layout: `slots` = capacity * 1.2 rounded up to whole buckets of 16 slots
+// (the load stays <= ~83%); a key hashes to two candidate buckets
+// (hash-derived, multiply-shift so the bucket count need not be a power of
+// two) and lives in any free slot of the less loaded one (power of two
+// choices). Entries never move once placed (no cuckoo displacement), so a
+// slot index is a stable handle: a full-NAT flow stores two entries (forward
+// key and reply key) that point at each other through `peer`. Each slot is one
+// 64-byte entry; a separate 16-bit signature array (0 = empty) makes a miss
+// cost one cache line per candidate bucket.
+//
+// Why 16 x 1.2 and not 8 x 1.1: without displacement, 8-slot buckets at 1.1x
+// refuse ~0.5% of new flows already at 80% of capacity and ~25% at capacity
+// under churn; 16-slot buckets at 1.2x refuse none below ~90% and ~0.1% at
+// capacity, for ~9% more memory (8M flows: ~635 MB).
+//
+// When full: insert() refuses (returns kNoPeer) if size() == capacity() or
+// both candidate buckets are full, and counts it in stats().insert_full. The
+// table never evicts a live entry to make room. What happens to the refused
+// flow is the data plane's choice (dnat: forwarded statelessly by the
+// consistent hash; full NAT: dropped).
+//
+// Hot path (lookup, insert, remove, sweep): no allocation, no exceptions, no
+// system calls, no division.
 #pragma once
 
 #include <cstddef>
@@ -22,6 +38,8 @@
 namespace ferry::flow {
 
 // The connection key, IPv6-ready (IPv4 uses the first 4 bytes of each address).
+// Every byte is defined (unused address bytes and `pad` are zero), so keys hash
+// and compare as 40 raw bytes.
 struct FlowKey {
     uint8_t src[16];
     uint8_t dst[16];
@@ -66,6 +84,7 @@ struct FlowValue {
 };
 static_assert(sizeof(FlowValue) == 24);
 
+// One slot of the table: key and value in exactly one cache line.
 struct FlowEntry {
     FlowKey key;
     FlowValue value;
@@ -73,6 +92,7 @@ struct FlowEntry {
 static_assert(sizeof(FlowEntry) == 64);
 
 // Timeouts by state, in milliseconds (from the VIP config, in seconds).
+// An idle flow expires when (now - last_seen) > the timeout of its state.
 struct Timeouts {
     uint32_t syn_ms = 10'000;
     uint32_t established_ms = 900'000;
@@ -89,8 +109,12 @@ struct FlowTableStats {
     uint64_t expired = 0;
 };
 
+// The table itself: fixed capacity, allocated once, stable slot handles.
 class FlowTable {
 public:
+    static constexpr uint32_t kBulkMax = 64;       // most keys per lookup_bulk() call
+    static constexpr uint32_t kBucketSlots = 16;   // slots per bucket
+
     // capacity: most entries it will hold (>= 1024). Allocates everything now;
     // insert/lookup/remove never allocate. Throws std::bad_alloc / invalid_argument.
     explicit FlowTable(uint32_t capacity);
@@ -108,26 +132,32 @@ public:
     // Prefetches the two candidate buckets of a key (for callers that pipeline).
     void prefetch(uint32_t hash) const;
 
-    // Inserts a new entry (the key must not be present). Returns its slot, or
-    // kNoPeer when full (counted in stats().insert_full).
+    // Inserts a new entry (the key must not be present: not checked). Returns
+    // its slot, or kNoPeer when full (counted in stats().insert_full; see top).
     uint32_t insert(const FlowKey& key, const FlowValue& value);
-    // Removes the entry in `slot` (not its peer).
+    // Removes the entry in `slot` (not its peer). An empty slot is a no-op.
     void remove(uint32_t slot);
-    // Removes the entry and, if it has one, its peer.
+    // Removes the entry and, if it has one, its peer (only if the peer still
+    // points back at `slot`, so a reused peer slot is never removed by mistake).
     void remove_with_peer(uint32_t slot);
 
     FlowEntry& entry(uint32_t slot) { return entries_[slot]; }
     const FlowEntry& entry(uint32_t slot) const { return entries_[slot]; }
     bool occupied(uint32_t slot) const;
 
-    // True when a forward entry's idle time exceeds its state's timeout at `now_ms`.
+    // True when a forward entry's idle time exceeds its state's timeout at `now_ms`
+    // (wrap-safe: uint32 (now_ms - last_seen)). Always false for reply entries.
     static bool expired(const FlowValue& v, uint32_t now_ms, const Timeouts& t);
 
     // Incremental sweep: visits the next `budget` slots from an internal cursor
     // and removes expired forward entries (with their peers). For each removed
     // forward entry calls on_expire(entry) first (the caller frees NAT ports,
-    // decrements active counts). `timeouts_of(vip_id)` gives each VIP's timeouts.
-    // Returns the number of forward entries removed.
+    // decrements active counts; it must not modify the table).
+    // `timeouts_of(vip_id)` gives each VIP's Timeouts. A budget larger than
+    // slot_count() is clamped to one full pass. Reply entries are never
+    // expired themselves; an orphaned reply entry (its forward peer is gone)
+    // is removed without a callback. Each removed forward entry counts in
+    // stats().expired. Returns the number of forward entries removed.
     template <typename TimeoutsOf, typename OnExpire>
     uint32_t sweep(uint32_t budget, uint32_t now_ms, TimeoutsOf&& timeouts_of, OnExpire&& on_expire);
 

@@ -12,9 +12,12 @@
 
 namespace ferry::flow {
 
+// One worker's free full-NAT source ports: O(1) FIFO take/return, robust to
+// bad releases, so the data path never searches or allocates for a port.
 class NatPortPool {
 public:
-    // ports: host-order port numbers this pool owns (no duplicates).
+    // ports: host-order port numbers this pool owns (duplicates are dropped).
+    // All start free, handed out first in the given order.
     explicit NatPortPool(std::vector<uint16_t> ports);
 
     // Takes a free port (host order). False when none is left (caller counts it).
@@ -36,7 +39,8 @@ private:
 };
 
 // Splits [first, last] among `workers` so no two workers share a port:
-// worker w gets the ports p with (p % workers) == w.
+// worker w gets the ports p with (p % workers) == w (ascending). Empty when
+// workers == 0, worker >= workers or first > last.
 std::vector<uint16_t> ports_for_worker(uint16_t first, uint16_t last, uint32_t workers, uint32_t worker);
 
 }  // namespace ferry::flow

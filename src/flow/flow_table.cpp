@@ -1,0 +1,135 @@
+#include "flow/flow_table.hpp"
+
+#include <bit>
+#include <cstring>
+#include <new>
+#include <stdexcept>
+
+#ifdef __linux__
+#include <sys/mman.h>
+#endif
+
+namespace ferry::flow {
+
+namespace {
+
+constexpr uint32_t kMinCapacity = 1024;
+constexpr uint32_t kMaxCapacity = 1u << 30;   // keeps slot indices far below kNoPeer
+constexpr size_t kCacheLine = 64;
+constexpr size_t kHugePage = size_t(2) << 20;
+
+size_t round_up(size_t n, size_t to) { return (n + to - 1) / to * to; }
+
+// Big arrays start on a 2 MiB boundary so transparent huge pages can back them.
+size_t alignment_for(size_t bytes) { return bytes >= kHugePage ? kHugePage : kCacheLine; }
+
+void* allocate(size_t bytes) {
+    const size_t align = alignment_for(bytes);
+    void* p = ::operator new(bytes, std::align_val_t{align});
+#if defined(__linux__) && defined(MADV_HUGEPAGE)
+    if (align == kHugePage) (void)::madvise(p, bytes, MADV_HUGEPAGE);  // a hint: failure is fine
+#endif
+    std::memset(p, 0, bytes);  // touch every page now, not on the packet path
+    return p;
+}
+
+void deallocate(void* p, size_t bytes) {
+    if (p != nullptr) ::operator delete(p, std::align_val_t{alignment_for(bytes)});
+}
+
+size_t entries_bytes(uint32_t slots) { return size_t(slots) * sizeof(FlowEntry); }
+size_t sigs_bytes(uint32_t slots) { return round_up(size_t(slots) * sizeof(uint16_t), kCacheLine); }
+
+}  // namespace
+
+FlowTable::FlowTable(uint32_t capacity) {
+    if (capacity < kMinCapacity || capacity > kMaxCapacity) {
+        throw std::invalid_argument("flow table capacity must be in [1024, 2^30]");
+    }
+    // 1.2 slots per entry, in whole buckets (see the header for why).
+    const uint64_t want = uint64_t(capacity) * 6 / 5;
+    capacity_ = capacity;
+    bucket_count_ = uint32_t((want + kBucketSlots - 1) / kBucketSlots);
+    slot_count_ = bucket_count_ * kBucketSlots;
+    entries_ = static_cast<FlowEntry*>(allocate(entries_bytes(slot_count_)));
+    try {
+        sigs_ = static_cast<uint16_t*>(allocate(sigs_bytes(slot_count_)));
+    } catch (...) {
+        deallocate(entries_, entries_bytes(slot_count_));
+        throw;
+    }
+}
+
+FlowTable::~FlowTable() {
+    deallocate(sigs_, sigs_bytes(slot_count_));
+    deallocate(entries_, entries_bytes(slot_count_));
+}
+
+size_t FlowTable::memory_bytes() const {
+    return entries_bytes(slot_count_) + sigs_bytes(slot_count_) + sizeof(*this);
+}
+
+uint32_t FlowTable::insert(const FlowKey& key, const FlowValue& value) {
+    if (size_ >= capacity_) {
+        ++stats_.insert_full;
+        return kNoPeer;
+    }
+    const uint32_t h = hash(key);
+    const uint32_t b1 = bucket_of(h, 0);
+    const uint32_t b2 = bucket_of(h, 1);
+    const uint32_t free1 = detail::match_bucket(sigs_ + size_t(b1) * kBucketSlots, 0);
+    const uint32_t free2 = b2 != b1 ? detail::match_bucket(sigs_ + size_t(b2) * kBucketSlots, 0) : 0;
+    // Power of two choices: the emptier bucket; ties go to the first, where lookups start.
+    const bool first = std::popcount(free1) >= std::popcount(free2);
+    const uint32_t mask = first ? free1 : free2;
+    if (mask == 0) {
+        ++stats_.insert_full;
+        return kNoPeer;
+    }
+    const uint32_t slot = (first ? b1 : b2) * kBucketSlots + uint32_t(std::countr_zero(mask));
+    FlowEntry& e = entries_[slot];
+    e.key = key;
+    e.value = value;
+    sigs_[slot] = sig_of(h);
+    ++size_;
+    ++stats_.inserts;
+    return slot;
+}
+
+void FlowTable::lookup_bulk(const FlowKey* const keys[], uint32_t n, uint32_t out[]) const {
+    uint32_t b1[kBulkMax], b2[kBulkMax], m1[kBulkMax], m2[kBulkMax];
+    uint16_t sig[kBulkMax];
+    while (n > 0) {
+        const uint32_t cnt = n < kBulkMax ? n : kBulkMax;
+        // 1: hash every key and start loading both candidate signature lines.
+        for (uint32_t i = 0; i < cnt; ++i) {
+            const uint32_t h = hash(*keys[i]);
+            sig[i] = sig_of(h);
+            b1[i] = bucket_of(h, 0);
+            b2[i] = bucket_of(h, 1);
+            __builtin_prefetch(sigs_ + size_t(b1[i]) * kBucketSlots);
+            __builtin_prefetch(sigs_ + size_t(b2[i]) * kBucketSlots);
+        }
+        // 2: compare signatures and start loading the first candidate entry.
+        for (uint32_t i = 0; i < cnt; ++i) {
+            m1[i] = detail::match_bucket(sigs_ + size_t(b1[i]) * kBucketSlots, sig[i]);
+            m2[i] = b2[i] != b1[i] ? detail::match_bucket(sigs_ + size_t(b2[i]) * kBucketSlots, sig[i]) : 0;
+            if (m1[i] != 0) {
+                __builtin_prefetch(entries_ + size_t(b1[i]) * kBucketSlots + std::countr_zero(m1[i]));
+            } else if (m2[i] != 0) {
+                __builtin_prefetch(entries_ + size_t(b2[i]) * kBucketSlots + std::countr_zero(m2[i]));
+            }
+        }
+        // 3: compare keys.
+        for (uint32_t i = 0; i < cnt; ++i) {
+            uint32_t s = detail::find_in_mask(entries_, b1[i], m1[i], *keys[i]);
+            if (s == kNoPeer) s = detail::find_in_mask(entries_, b2[i], m2[i], *keys[i]);
+            out[i] = s;
+        }
+        keys += cnt;
+        out += cnt;
+        n -= cnt;
+    }
+}
+
+}  // namespace ferry::flow

@@ -1,0 +1,234 @@
+// Inline and template parts of FlowTable: the hash, the lookups and the sweep
+// are on every packet's path, so they are visible to the data plane's
+// compiler. Only included from flow/flow_table.hpp.
+#pragma once
+
+#include <bit>
+#include <cstdint>
+#include <cstring>
+
+#if defined(__SSE2__) && !defined(FERRY_FLOW_NO_SIMD)
+#include <emmintrin.h>
+#define FERRY_FLOW_SSE2 1
+#endif
+
+namespace ferry::flow {
+
+namespace detail {
+
+inline uint64_t load64(const void* p) {
+    uint64_t v;
+    std::memcpy(&v, p, sizeof v);
+    return v;
+}
+
+#if defined(__SIZEOF_INT128__) && !defined(FERRY_FLOW_PORTABLE_HASH)
+__extension__ typedef unsigned __int128 Uint128;
+
+// 64x64 -> 128 multiply folded to 64 bits (as in wyhash): every output bit
+// depends on every input bit of both operands.
+inline uint64_t mum(uint64_t a, uint64_t b) {
+    const Uint128 r = Uint128(a) * b;
+    return uint64_t(r) ^ uint64_t(r >> 64);
+}
+#endif
+
+inline uint64_t fmix64(uint64_t k) {
+    k ^= k >> 33;
+    k *= 0xff51afd7ed558ccdULL;
+    k ^= k >> 33;
+    k *= 0xc4ceb9fe1a85ec53ULL;
+    k ^= k >> 33;
+    return k;
+}
+
+inline uint32_t fmix32(uint32_t h) {
+    h ^= h >> 16;
+    h *= 0x85ebca6bu;
+    h ^= h >> 13;
+    h *= 0xc2b2ae35u;
+    h ^= h >> 16;
+    return h;
+}
+
+// Map a 32-bit hash onto [0, n) without division (Lemire's fastrange).
+inline uint32_t fastrange(uint32_t h, uint32_t n) { return uint32_t((uint64_t(h) * n) >> 32); }
+
+// Bit i set when sigs[i] == v, for the 16 signatures of one bucket (32-byte aligned).
+inline uint32_t match_bucket(const uint16_t* sigs, uint16_t v) {
+    static_assert(FlowTable::kBucketSlots == 16, "match_bucket handles 16 slots");
+#ifdef FERRY_FLOW_SSE2
+    const __m128i pat = _mm_set1_epi16(short(v));
+    const __m128i lo = _mm_load_si128(reinterpret_cast<const __m128i*>(sigs));
+    const __m128i hi = _mm_load_si128(reinterpret_cast<const __m128i*>(sigs + 8));
+    const __m128i eq = _mm_packs_epi16(_mm_cmpeq_epi16(lo, pat), _mm_cmpeq_epi16(hi, pat));
+    return uint32_t(_mm_movemask_epi8(eq));
+#else
+    uint32_t mask = 0;
+    for (uint32_t i = 0; i < 16; ++i) mask |= uint32_t(sigs[i] == v) << i;
+    return mask;
+#endif
+}
+
+inline bool key_equal(const FlowKey& a, const FlowKey& b) {
+    const uint64_t d = (load64(a.src) ^ load64(b.src)) | (load64(a.src + 8) ^ load64(b.src + 8)) |
+                       (load64(a.dst) ^ load64(b.dst)) | (load64(a.dst + 8) ^ load64(b.dst + 8)) |
+                       (load64(&a.src_port) ^ load64(&b.src_port));
+    return d == 0;
+}
+
+// Slot in bucket `b` whose signature is in `mask` and key equals `key`, or kNoPeer.
+inline uint32_t find_in_mask(const FlowEntry* entries, uint32_t b, uint32_t mask, const FlowKey& key) {
+    while (mask != 0) {
+        const uint32_t slot = b * FlowTable::kBucketSlots + uint32_t(std::countr_zero(mask));
+        if (key_equal(entries[slot].key, key)) return slot;
+        mask &= mask - 1;
+    }
+    return kNoPeer;
+}
+
+}  // namespace detail
+
+inline FlowKey FlowKey::v4(uint32_t src_ip_net, uint32_t dst_ip_net, uint16_t src_port_net,
+                           uint16_t dst_port_net, uint8_t proto_) {
+    FlowKey k{};  // zeroes the IPv6 tail of both addresses and `pad`
+    std::memcpy(k.src, &src_ip_net, 4);
+    std::memcpy(k.dst, &dst_ip_net, 4);
+    k.src_port = src_port_net;
+    k.dst_port = dst_port_net;
+    k.proto = proto_;
+    k.family = 4;
+    return k;
+}
+
+inline uint32_t FlowKey::src_v4() const {
+    uint32_t v;
+    std::memcpy(&v, src, 4);
+    return v;
+}
+
+inline uint32_t FlowKey::dst_v4() const {
+    uint32_t v;
+    std::memcpy(&v, dst, 4);
+    return v;
+}
+
+inline bool FlowKey::operator==(const FlowKey& o) const { return detail::key_equal(*this, o); }
+
+inline uint32_t Timeouts::for_state(FlowState s) const {
+    switch (s) {
+        case FlowState::syn_seen: return syn_ms;
+        case FlowState::established: return established_ms;
+        case FlowState::closing: return closing_ms;
+        case FlowState::udp: return udp_ms;
+    }
+    return closing_ms;  // corrupt state: the shortest sensible lifetime
+}
+
+inline uint32_t FlowTable::hash(const FlowKey& key) {
+    const uint64_t w0 = detail::load64(key.src), w1 = detail::load64(key.src + 8);
+    const uint64_t w2 = detail::load64(key.dst), w3 = detail::load64(key.dst + 8);
+    const uint64_t w4 = detail::load64(&key.src_port);
+#if defined(__SIZEOF_INT128__) && !defined(FERRY_FLOW_PORTABLE_HASH)
+    // Three independent multiplies, then one to fold: short dependency chain.
+    const uint64_t a = detail::mum(w0 ^ 0xa0761d6478bd642fULL, w1 ^ 0xe7037ed1a0b428dbULL);
+    const uint64_t b = detail::mum(w2 ^ 0x8ebc6af09c88c6e3ULL, w3 ^ 0x589965cc75374cc3ULL);
+    const uint64_t c = detail::mum(w4 ^ 0x1d8e4e27c47d124fULL, 0x9e3779b97f4a7c15ULL);
+    const uint64_t h = detail::mum(a ^ c ^ 0xd6e8feb86659fd93ULL, b ^ 0xc2b2ae3d27d4eb4fULL);
+#else
+    const uint64_t h = detail::fmix64(w0 * 0x9e3779b97f4a7c15ULL + std::rotl(w1 * 0xc2b2ae3d27d4eb4fULL, 17) +
+                                      std::rotl(w2 * 0x165667b19e3779f9ULL, 31) +
+                                      std::rotl(w3 * 0xd6e8feb86659fd93ULL, 43) +
+                                      std::rotl(w4 * 0xff51afd7ed558ccdULL, 53));
+#endif
+    return uint32_t(h ^ (h >> 32));
+}
+
+// Candidate 0 from the hash's high bits, candidate 1 from a re-mix of all its
+// bits, so keys sharing one candidate bucket rarely share the other.
+inline uint32_t FlowTable::bucket_of(uint32_t h, int which) const {
+    return detail::fastrange(which == 0 ? h : detail::fmix32(h ^ 0x5bd1e995u), bucket_count_);
+}
+
+inline uint16_t FlowTable::sig_of(uint32_t h) const {
+    const auto s = uint16_t(h);
+    return s != 0 ? s : uint16_t(1);
+}
+
+inline bool FlowTable::occupied(uint32_t slot) const { return slot < slot_count_ && sigs_[slot] != 0; }
+
+inline void FlowTable::prefetch(uint32_t h) const {
+    __builtin_prefetch(sigs_ + size_t(bucket_of(h, 0)) * kBucketSlots);
+    __builtin_prefetch(sigs_ + size_t(bucket_of(h, 1)) * kBucketSlots);
+}
+
+inline uint32_t FlowTable::lookup(const FlowKey& key, uint32_t h) const {
+    const uint16_t sig = sig_of(h);
+    const uint32_t b1 = bucket_of(h, 0);
+    const uint32_t m1 = detail::match_bucket(sigs_ + size_t(b1) * kBucketSlots, sig);
+    const uint32_t s = detail::find_in_mask(entries_, b1, m1, key);
+    if (s != kNoPeer) return s;
+    const uint32_t b2 = bucket_of(h, 1);
+    if (b2 == b1) return kNoPeer;
+    const uint32_t m2 = detail::match_bucket(sigs_ + size_t(b2) * kBucketSlots, sig);
+    return detail::find_in_mask(entries_, b2, m2, key);
+}
+
+inline uint32_t FlowTable::lookup(const FlowKey& key) const { return lookup(key, hash(key)); }
+
+inline void FlowTable::remove(uint32_t slot) {
+    if (!occupied(slot)) return;
+    sigs_[slot] = 0;
+    entries_[slot].value.peer = kNoPeer;
+    --size_;
+    ++stats_.removes;
+}
+
+inline void FlowTable::remove_with_peer(uint32_t slot) {
+    if (!occupied(slot)) return;
+    const uint32_t peer = entries_[slot].value.peer;
+    remove(slot);
+    if (peer != slot && occupied(peer) && entries_[peer].value.peer == slot) remove(peer);
+}
+
+inline bool FlowTable::expired(const FlowValue& v, uint32_t now_ms, const Timeouts& t) {
+    if (v.is_reply) return false;
+    return uint32_t(now_ms - v.last_seen) > t.for_state(FlowState(v.state));
+}
+
+template <typename TimeoutsOf, typename OnExpire>
+uint32_t FlowTable::sweep(uint32_t budget, uint32_t now_ms, TimeoutsOf&& timeouts_of, OnExpire&& on_expire) {
+    if (budget > slot_count_) budget = slot_count_;
+    uint32_t cursor = sweep_cursor_;
+    uint32_t removed = 0;
+    for (uint32_t i = 0; i < budget; ++i) {
+        const uint32_t slot = cursor;
+        if (++cursor == slot_count_) cursor = 0;
+        if (sigs_[slot] == 0) continue;
+        FlowEntry& e = entries_[slot];
+        if (e.value.is_reply) {
+            // Replies go with their forward entry; one whose forward entry is
+            // gone (removed without its peer) would otherwise leak forever.
+            const uint32_t p = e.value.peer;
+            if (!occupied(p) || entries_[p].value.is_reply || entries_[p].value.peer != slot) remove(slot);
+            continue;
+        }
+        const Timeouts& t = timeouts_of(e.value.vip_id);
+        if (!expired(e.value, now_ms, t)) continue;
+        on_expire(e);
+        remove_with_peer(slot);
+        ++stats_.expired;
+        ++removed;
+    }
+    sweep_cursor_ = cursor;
+    return removed;
+}
+
+template <typename Fn>
+void FlowTable::for_each(Fn&& fn) const {
+    for (uint32_t slot = 0; slot < slot_count_; ++slot) {
+        if (sigs_[slot] != 0) fn(slot, entries_[slot]);
+    }
+}
+
+}  // namespace ferry::flow

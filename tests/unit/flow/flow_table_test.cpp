@@ -1,0 +1,548 @@
+#include "flow/flow_table.hpp"
+
+#include <gtest/gtest.h>
+
+#include <algorithm>
+#include <cstring>
+#include <new>
+#include <random>
+#include <set>
+#include <stdexcept>
+#include <unordered_map>
+#include <vector>
+
+namespace ferry::flow {
+namespace {
+
+// Sanitizers make big loops ~10x slower: scale them down there.
+#if defined(__SANITIZE_ADDRESS__)
+constexpr uint32_t kManyKeys = 200'000;
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer)
+constexpr uint32_t kManyKeys = 200'000;
+#else
+constexpr uint32_t kManyKeys = 1'000'000;
+#endif
+#else
+constexpr uint32_t kManyKeys = 1'000'000;
+#endif
+
+constexpr uint8_t kTcp = 6;
+constexpr uint8_t kUdp = 17;
+
+FlowKey key_n(uint32_t n) {
+    // Distinct for every n: the client address and port carry it.
+    return FlowKey::v4(0x0a000000u + (n >> 10), 0xc0a80101u, uint16_t(1024 + (n & 1023)), 80, kTcp);
+}
+
+FlowValue value_of(uint32_t backend, uint32_t now = 0, FlowState st = FlowState::established) {
+    FlowValue v;
+    v.backend_id = backend;
+    v.last_seen = now;
+    v.created = now;
+    v.state = uint8_t(st);
+    return v;
+}
+
+// Random keys for the big tests (96 random bits: collisions are negligible).
+std::vector<FlowKey> random_keys(uint32_t n, uint64_t seed) {
+    std::mt19937_64 rng(seed);
+    std::vector<FlowKey> keys;
+    keys.reserve(n);
+    for (uint32_t i = 0; i < n; ++i) {
+        const uint64_t r = rng();
+        const uint64_t r2 = rng();
+        keys.push_back(FlowKey::v4(uint32_t(r), uint32_t(r >> 32), uint16_t(r2), uint16_t(r2 >> 16),
+                                   (r2 >> 32) & 1 ? kTcp : kUdp));
+    }
+    return keys;
+}
+
+TEST(FlowKey, V4ZeroesUnusedBytes) {
+    const FlowKey a = FlowKey::v4(0x0100000au, 0x0200000au, 0x5000, 0x1f90, kTcp);
+    const FlowKey b = FlowKey::v4(0x0100000au, 0x0200000au, 0x5000, 0x1f90, kTcp);
+    EXPECT_EQ(std::memcmp(&a, &b, sizeof a), 0);
+    EXPECT_TRUE(a == b);
+    for (int i = 4; i < 16; ++i) {
+        EXPECT_EQ(a.src[i], 0) << i;
+        EXPECT_EQ(a.dst[i], 0) << i;
+    }
+    EXPECT_EQ(a.pad, 0);
+    EXPECT_EQ(a.family, 4);
+    EXPECT_EQ(a.proto, kTcp);
+    EXPECT_EQ(a.src_v4(), 0x0100000au);
+    EXPECT_EQ(a.dst_v4(), 0x0200000au);
+    EXPECT_EQ(a.src_port, 0x5000);
+    EXPECT_EQ(a.dst_port, 0x1f90);
+    // Network order in, bytes as on the wire.
+    EXPECT_EQ(a.src[0], 0x0a);
+    EXPECT_EQ(a.src[3], 0x01);
+
+    // Built over garbage memory, the result is still all-defined.
+    alignas(FlowKey) unsigned char raw[sizeof(FlowKey)];
+    std::memset(raw, 0xab, sizeof raw);
+    FlowKey* c = new (raw) FlowKey(FlowKey::v4(0x0100000au, 0x0200000au, 0x5000, 0x1f90, kTcp));
+    EXPECT_EQ(std::memcmp(c, &a, sizeof a), 0);
+    EXPECT_EQ(FlowTable::hash(*c), FlowTable::hash(a));
+}
+
+TEST(FlowTable, RejectsTinyCapacityAndSizesMemory) {
+    EXPECT_THROW(FlowTable(1023), std::invalid_argument);
+    EXPECT_THROW(FlowTable(0), std::invalid_argument);
+    FlowTable t(100'000);
+    EXPECT_EQ(t.capacity(), 100'000u);
+    EXPECT_EQ(t.size(), 0u);
+    EXPECT_GE(t.slot_count(), 120'000u);
+    EXPECT_LT(t.slot_count(), 120'000u + FlowTable::kBucketSlots);
+    EXPECT_EQ(t.slot_count() % FlowTable::kBucketSlots, 0u);
+    EXPECT_GE(t.memory_bytes(), size_t(t.slot_count()) * (sizeof(FlowEntry) + 2));
+    EXPECT_LT(t.memory_bytes(), size_t(t.slot_count()) * (sizeof(FlowEntry) + 2) + 4096);
+    EXPECT_EQ(reinterpret_cast<uintptr_t>(&t.entry(0)) % 64, 0u);
+}
+
+TEST(FlowTable, InsertLookupRemove) {
+    FlowTable t(1024);
+    const FlowKey k = key_n(7);
+    EXPECT_EQ(t.lookup(k), kNoPeer);
+    FlowValue v = value_of(42, 1000);
+    v.vip_id = 3;
+    v.nat_port = 0x1234;
+    v.flags = 5;
+    const uint32_t s = t.insert(k, v);
+    ASSERT_NE(s, kNoPeer);
+    EXPECT_LT(s, t.slot_count());
+    EXPECT_TRUE(t.occupied(s));
+    EXPECT_EQ(t.size(), 1u);
+    EXPECT_EQ(t.lookup(k), s);
+    EXPECT_EQ(t.lookup(k, FlowTable::hash(k)), s);
+    const FlowEntry& e = t.entry(s);
+    EXPECT_TRUE(e.key == k);
+    EXPECT_EQ(e.value.backend_id, 42u);
+    EXPECT_EQ(e.value.vip_id, 3);
+    EXPECT_EQ(e.value.nat_port, 0x1234);
+    EXPECT_EQ(e.value.flags, 5);
+    EXPECT_EQ(e.value.peer, kNoPeer);
+
+    // The entry is writable in place through its handle.
+    t.entry(s).value.backend_id = 43;
+    EXPECT_EQ(t.entry(t.lookup(k)).value.backend_id, 43u);
+
+    t.remove(s);
+    EXPECT_FALSE(t.occupied(s));
+    EXPECT_EQ(t.size(), 0u);
+    EXPECT_EQ(t.lookup(k), kNoPeer);
+    t.remove(s);  // removing an empty slot is harmless
+    EXPECT_EQ(t.size(), 0u);
+    EXPECT_EQ(t.stats().inserts, 1u);
+    EXPECT_EQ(t.stats().removes, 1u);
+    EXPECT_FALSE(t.occupied(kNoPeer));
+}
+
+TEST(FlowTable, AbsentKeys) {
+    FlowTable t(4096);
+    for (uint32_t i = 0; i < 3000; ++i) ASSERT_NE(t.insert(key_n(i), value_of(i)), kNoPeer);
+    for (uint32_t i = 3000; i < 20'000; ++i) EXPECT_EQ(t.lookup(key_n(i)), kNoPeer) << i;
+    EXPECT_EQ(t.lookup(FlowKey{}), kNoPeer);
+}
+
+TEST(FlowTable, KeysDifferingInOneByteDoNotCollide) {
+    FlowTable t(4096);
+    const FlowKey base = FlowKey::v4(0x0100000au, 0x0200000au, 0x5000, 0x1f90, kTcp);
+    std::vector<FlowKey> keys{base};
+    // Every byte of every field (addresses incl. the IPv6 tail, ports, proto, family, pad),
+    // with single-bit and whole-byte changes.
+    for (size_t i = 0; i < sizeof(FlowKey); ++i) {
+        for (uint8_t x : {uint8_t(0x01), uint8_t(0x80), uint8_t(0xff)}) {
+            FlowKey k = base;
+            reinterpret_cast<unsigned char*>(&k)[i] ^= x;
+            keys.push_back(k);
+        }
+    }
+    // Field-wise too: swapped direction and neighbouring ports.
+    keys.push_back(FlowKey::v4(0x0200000au, 0x0100000au, 0x1f90, 0x5000, kTcp));
+    keys.push_back(FlowKey::v4(0x0100000au, 0x0200000au, 0x5003, 0x1f90, kTcp));
+    keys.push_back(FlowKey::v4(0x0100000au, 0x0200000au, 0x5000, 0x1f90, kUdp));
+
+    std::vector<uint32_t> slots;
+    std::set<uint32_t> hashes;
+    for (uint32_t i = 0; i < keys.size(); ++i) {
+        const uint32_t s = t.insert(keys[i], value_of(i));
+        ASSERT_NE(s, kNoPeer);
+        slots.push_back(s);
+        hashes.insert(FlowTable::hash(keys[i]));
+    }
+    EXPECT_EQ(hashes.size(), keys.size());  // not required, but a good hash manages it
+    for (uint32_t i = 0; i < keys.size(); ++i) {
+        ASSERT_EQ(t.lookup(keys[i]), slots[i]) << i;
+        EXPECT_EQ(t.entry(slots[i]).value.backend_id, i);
+    }
+    // Removing one leaves all its neighbours.
+    t.remove(slots[0]);
+    EXPECT_EQ(t.lookup(base), kNoPeer);
+    for (uint32_t i = 1; i < keys.size(); ++i) EXPECT_EQ(t.lookup(keys[i]), slots[i]) << i;
+}
+
+TEST(FlowTable, FullTableRefusesAndCounts) {
+    FlowTable t(1024);
+    std::vector<uint32_t> slots;
+    uint32_t n = 0;
+    uint64_t refused = 0;
+    while (t.size() < t.capacity() && n < 100'000) {
+        const uint32_t s = t.insert(key_n(n), value_of(n));
+        if (s == kNoPeer) {
+            ++refused;  // both candidate buckets full: rare below capacity
+        } else {
+            slots.push_back(s);
+        }
+        ++n;
+    }
+    ASSERT_EQ(t.size(), t.capacity());
+    EXPECT_EQ(t.stats().insert_full, refused);
+    EXPECT_LT(refused, 20u);
+
+    const FlowKey extra = key_n(1'000'000);
+    EXPECT_EQ(t.insert(extra, value_of(1)), kNoPeer);
+    EXPECT_EQ(t.stats().insert_full, refused + 1);
+    EXPECT_EQ(t.lookup(extra), kNoPeer);
+    EXPECT_EQ(t.size(), t.capacity());
+
+    // Free one: the same key fits again (its slot is in one of its buckets).
+    const FlowKey gone = t.entry(slots[100]).key;
+    t.remove(slots[100]);
+    EXPECT_EQ(t.size(), t.capacity() - 1);
+    const uint32_t s = t.insert(gone, value_of(7));
+    ASSERT_NE(s, kNoPeer);
+    EXPECT_EQ(t.lookup(gone), s);
+    EXPECT_EQ(t.insert(extra, value_of(1)), kNoPeer);
+    EXPECT_EQ(t.stats().insert_full, refused + 2);
+
+    // Free one and a new key fits too.
+    t.remove(slots[200]);
+    const uint32_t s2 = t.insert(extra, value_of(1));
+    ASSERT_NE(s2, kNoPeer);
+    EXPECT_EQ(t.lookup(extra), s2);
+    // Everything else is still there.
+    uint32_t found = 0;
+    for (uint32_t i = 0; i < n; ++i) found += t.lookup(key_n(i)) != kNoPeer;
+    EXPECT_EQ(found, t.capacity() - 1);
+}
+
+TEST(FlowTable, ManyRandomKeysAndStableHandles) {
+    const uint32_t n = kManyKeys;
+    FlowTable t(n);
+    const std::vector<FlowKey> keys = random_keys(n, 1);
+    std::vector<uint32_t> slot(n, kNoPeer);
+    uint32_t refused = 0;
+    for (uint32_t i = 0; i < n; ++i) {
+        slot[i] = t.insert(keys[i], value_of(i));
+        refused += slot[i] == kNoPeer;
+    }
+    // Filling to exactly 100% of capacity may refuse a handful.
+    EXPECT_LE(refused, n / 10'000);
+    EXPECT_EQ(t.stats().insert_full, refused);
+    EXPECT_EQ(t.size(), n - refused);
+    for (uint32_t i = 0; i < n; ++i) {
+        if (slot[i] == kNoPeer) continue;
+        ASSERT_EQ(t.lookup(keys[i]), slot[i]) << i;
+        ASSERT_EQ(t.entry(slot[i]).value.backend_id, i);
+    }
+
+    // Churn: remove a random third, insert fresh keys, several rounds. Surviving
+    // entries keep their slot and contents; every live key stays findable.
+    std::mt19937 rng(2);
+    std::vector<FlowKey> live = keys;
+    const std::vector<FlowKey> fresh = random_keys(2 * n, 3);  // more than 3 rounds use
+    uint32_t next_fresh = 0;
+    for (int round = 0; round < 3; ++round) {
+        std::vector<uint32_t> removed;
+        for (uint32_t i = 0; i < n; ++i) {
+            if (slot[i] != kNoPeer && rng() % 3 == 0) {
+                t.remove(slot[i]);
+                slot[i] = kNoPeer;
+                removed.push_back(i);
+            }
+        }
+        for (uint32_t i = 0; i < n; ++i) {
+            if (slot[i] != kNoPeer) {
+                ASSERT_EQ(t.lookup(live[i]), slot[i]) << i;
+                ASSERT_EQ(t.entry(slot[i]).value.backend_id, i);
+            }
+        }
+        for (uint32_t i : removed) {
+            ASSERT_EQ(t.lookup(live[i]), kNoPeer);
+            live[i] = fresh[next_fresh++];
+            slot[i] = t.insert(live[i], value_of(i));
+        }
+        uint32_t live_count = 0;
+        for (uint32_t i = 0; i < n; ++i) {
+            if (slot[i] == kNoPeer) continue;
+            ++live_count;
+            ASSERT_EQ(t.lookup(live[i]), slot[i]) << i;
+            ASSERT_EQ(t.entry(slot[i]).value.backend_id, i);
+        }
+        EXPECT_EQ(t.size(), live_count);
+        EXPECT_GE(live_count, n - n / 200) << "churn at 100% of capacity: still ~all fit";
+    }
+}
+
+TEST(FlowTable, PeersAreRemovedTogether) {
+    FlowTable t(1024);
+    const FlowKey fwd = FlowKey::v4(0x0100000au, 0x0200000au, 0x5000, 0x5000, kTcp);
+    const FlowKey rep = FlowKey::v4(0x0300000au, 0x0400000au, 0x5000, 0x6000, kTcp);
+    const uint32_t f = t.insert(fwd, value_of(1));
+    FlowValue rv = value_of(1);
+    rv.is_reply = 1;
+    rv.peer = f;
+    const uint32_t r = t.insert(rep, rv);
+    ASSERT_NE(f, kNoPeer);
+    ASSERT_NE(r, kNoPeer);
+    t.entry(f).value.peer = r;
+
+    t.remove_with_peer(f);
+    EXPECT_EQ(t.size(), 0u);
+    EXPECT_EQ(t.lookup(fwd), kNoPeer);
+    EXPECT_EQ(t.lookup(rep), kNoPeer);
+
+    // From the reply side too.
+    const uint32_t f2 = t.insert(fwd, value_of(2));
+    rv.peer = f2;
+    const uint32_t r2 = t.insert(rep, rv);
+    t.entry(f2).value.peer = r2;
+    t.remove_with_peer(r2);
+    EXPECT_EQ(t.size(), 0u);
+
+    // A stale peer handle whose slot now holds an unrelated entry is left alone.
+    const uint32_t f3 = t.insert(fwd, value_of(3));
+    const uint32_t other = t.insert(key_n(5), value_of(5));
+    t.entry(f3).value.peer = other;  // `other` does not point back
+    t.remove_with_peer(f3);
+    EXPECT_EQ(t.lookup(fwd), kNoPeer);
+    EXPECT_EQ(t.lookup(key_n(5)), other);
+    EXPECT_EQ(t.size(), 1u);
+
+    // remove() alone leaves the peer.
+    const uint32_t f4 = t.insert(fwd, value_of(4));
+    rv.peer = f4;
+    const uint32_t r4 = t.insert(rep, rv);
+    t.entry(f4).value.peer = r4;
+    t.remove(f4);
+    EXPECT_EQ(t.lookup(rep), r4);
+}
+
+TEST(FlowTable, ExpiryPerStateWithWrap) {
+    Timeouts to;
+    to.syn_ms = 1'000;
+    to.established_ms = 50'000;
+    to.closing_ms = 2'000;
+    to.udp_ms = 7'000;
+    EXPECT_EQ(to.for_state(FlowState::syn_seen), 1'000u);
+    EXPECT_EQ(to.for_state(FlowState::established), 50'000u);
+    EXPECT_EQ(to.for_state(FlowState::closing), 2'000u);
+    EXPECT_EQ(to.for_state(FlowState::udp), 7'000u);
+    EXPECT_EQ(to.for_state(FlowState(99)), 2'000u);  // corrupt state: short timeout
+
+    const FlowState states[] = {FlowState::syn_seen, FlowState::established, FlowState::closing,
+                                FlowState::udp};
+    // Starting points include ones where now wraps past 2^32.
+    for (uint32_t start : {0u, 12'345u, 0xffffffffu - 500u, 0xffffffffu, 0x80000000u}) {
+        for (FlowState st : states) {
+            const uint32_t limit = to.for_state(st);
+            FlowValue v = value_of(1, start, st);
+            EXPECT_FALSE(FlowTable::expired(v, start, to));
+            EXPECT_FALSE(FlowTable::expired(v, start + limit - 1, to));
+            EXPECT_FALSE(FlowTable::expired(v, start + limit, to)) << "idle == timeout is still alive";
+            EXPECT_TRUE(FlowTable::expired(v, start + limit + 1, to)) << start << " " << int(st);
+            EXPECT_TRUE(FlowTable::expired(v, start + limit + 1'000'000, to));
+            v.is_reply = 1;  // reply entries never expire on their own
+            EXPECT_FALSE(FlowTable::expired(v, start + limit + 1'000'000, to));
+        }
+    }
+    // Default timeouts.
+    const Timeouts def;
+    const FlowValue v = value_of(1, 100, FlowState::established);
+    EXPECT_FALSE(FlowTable::expired(v, 100 + 900'000, def));
+    EXPECT_TRUE(FlowTable::expired(v, 100 + 900'001, def));
+}
+
+TEST(FlowTable, SweepExpiresExactlyTheIdleOnes) {
+    FlowTable t(8192);
+    Timeouts fast;  // VIP 0
+    fast.syn_ms = 100;
+    fast.established_ms = 1'000;
+    fast.closing_ms = 100;
+    fast.udp_ms = 500;
+    Timeouts slow = fast;  // VIP 1: everything ten times longer
+    slow.syn_ms *= 10;
+    slow.established_ms *= 10;
+    slow.closing_ms *= 10;
+    slow.udp_ms *= 10;
+    const Timeouts vips[2] = {fast, slow};
+
+    const uint32_t now = 0xffffff00u + 3'000;  // wrapped past 2^32 since the flows started
+    const FlowState states[] = {FlowState::syn_seen, FlowState::established, FlowState::closing,
+                                FlowState::udp};
+    std::mt19937 rng(9);
+    std::unordered_map<uint32_t, bool> expect_gone;  // forward slot -> should expire
+    std::unordered_map<uint32_t, uint32_t> reply_of;
+    uint32_t want_expired = 0;
+    for (uint32_t i = 0; i < 5000; ++i) {
+        const FlowState st = states[i % 4];
+        const uint16_t vip = uint16_t((i / 4) % 2);
+        const uint32_t idle = rng() % 20'000;
+        FlowValue v = value_of(i, now - idle, st);
+        v.vip_id = vip;
+        const uint32_t f = t.insert(key_n(i), v);
+        ASSERT_NE(f, kNoPeer);
+        const bool gone = idle > vips[vip].for_state(st);
+        expect_gone[f] = gone;
+        want_expired += gone;
+        if (i % 3 == 0) {  // a full-NAT pair
+            FlowValue rv = v;
+            rv.is_reply = 1;
+            rv.peer = f;
+            rv.last_seen = now - 1'000'000;  // would be "idle" if replies expired alone
+            const uint32_t r = t.insert(key_n(100'000 + i), rv);
+            ASSERT_NE(r, kNoPeer);
+            t.entry(f).value.peer = r;
+            reply_of[f] = r;
+        }
+    }
+    ASSERT_GT(want_expired, 1000u);
+    ASSERT_LT(want_expired, 4950u);
+    const uint32_t size_before = t.size();
+
+    uint32_t callbacks = 0, removed_pairs = 0;
+    std::set<uint32_t> seen_backends;
+    auto timeouts_of = [&](uint16_t vip) -> const Timeouts& { return vips[vip]; };
+    auto on_expire = [&](const FlowEntry& e) {
+        ++callbacks;
+        EXPECT_EQ(e.value.is_reply, 0);
+        EXPECT_TRUE(seen_backends.insert(e.value.backend_id).second) << "called twice";
+        removed_pairs += e.value.peer != kNoPeer;
+    };
+    // One full pass in small steps, wrapping around the end of the table.
+    uint32_t removed = 0, visited = 0;
+    const uint32_t budget = 777;
+    while (visited < t.slot_count()) {
+        const uint32_t step = std::min(budget, t.slot_count() - visited);
+        removed += t.sweep(step, now, timeouts_of, on_expire);
+        visited += step;
+    }
+    EXPECT_EQ(removed, want_expired);
+    EXPECT_EQ(callbacks, want_expired);
+    EXPECT_EQ(t.stats().expired, want_expired);
+    EXPECT_EQ(t.size(), size_before - want_expired - removed_pairs);
+    for (const auto& [f, gone] : expect_gone) {
+        EXPECT_EQ(t.occupied(f), !gone) << f;
+        const auto r = reply_of.find(f);
+        if (r != reply_of.end()) {
+            EXPECT_EQ(t.occupied(r->second), !gone);
+        }
+    }
+
+    // A second pass (one call, budget clamped to the table) finds nothing more.
+    EXPECT_EQ(t.sweep(~0u, now, timeouts_of, on_expire), 0u);
+    EXPECT_EQ(callbacks, want_expired);
+
+    // Later, everything is idle: all go, with their replies.
+    const uint32_t later = now + 100'000;
+    const uint32_t rest = t.sweep(t.slot_count() * 2, later, timeouts_of, on_expire);
+    EXPECT_EQ(rest, 5000u - want_expired);
+    EXPECT_EQ(t.size(), 0u);
+}
+
+TEST(FlowTable, SweepDropsOrphanRepliesWithoutCallback) {
+    FlowTable t(1024);
+    const uint32_t f = t.insert(key_n(1), value_of(1));
+    FlowValue rv = value_of(1);
+    rv.is_reply = 1;
+    rv.peer = f;
+    const uint32_t r = t.insert(key_n(2), rv);
+    t.entry(f).value.peer = r;
+    t.remove(f);  // forward gone without its peer
+    uint32_t callbacks = 0;
+    const Timeouts to;
+    EXPECT_EQ(t.sweep(t.slot_count(), 0, [&](uint16_t) { return to; },
+                      [&](const FlowEntry&) { ++callbacks; }),
+              0u);
+    EXPECT_EQ(callbacks, 0u);
+    EXPECT_FALSE(t.occupied(r));
+    EXPECT_EQ(t.size(), 0u);
+}
+
+TEST(FlowTable, TupleReusedAfterClose) {
+    FlowTable t(1024);
+    const FlowKey k = key_n(77);
+    FlowValue v = value_of(1, 1'000, FlowState::closing);
+    const uint32_t s = t.insert(k, v);
+    t.remove(s);
+    EXPECT_EQ(t.lookup(k), kNoPeer);
+    const uint32_t s2 = t.insert(k, value_of(2, 2'000, FlowState::syn_seen));
+    ASSERT_NE(s2, kNoPeer);
+    EXPECT_EQ(t.lookup(k), s2);
+    EXPECT_EQ(t.entry(s2).value.backend_id, 2u);
+    EXPECT_EQ(t.size(), 1u);
+
+    // Same after the sweep closes it.
+    const Timeouts to;
+    t.entry(s2).value.state = uint8_t(FlowState::closing);
+    EXPECT_EQ(t.sweep(t.slot_count(), 2'000 + to.closing_ms + 1, [&](uint16_t) { return to; },
+                      [](const FlowEntry&) {}),
+              1u);
+    EXPECT_EQ(t.lookup(k), kNoPeer);
+    const uint32_t s3 = t.insert(k, value_of(3));
+    EXPECT_EQ(t.lookup(k), s3);
+    EXPECT_EQ(t.entry(s3).value.backend_id, 3u);
+}
+
+TEST(FlowTable, LookupBulkAgreesWithLookup) {
+    FlowTable t(16384);
+    const std::vector<FlowKey> keys = random_keys(20'000, 11);
+    for (uint32_t i = 0; i < 20'000; i += 2) ASSERT_NE(t.insert(keys[i], value_of(i)), kNoPeer);
+    std::mt19937 rng(5);
+    for (uint32_t n : {1u, 2u, 7u, 31u, 32u, 33u, 63u, 64u, 100u, 200u}) {
+        for (int rep = 0; rep < 20; ++rep) {
+            std::vector<const FlowKey*> ptrs;
+            for (uint32_t i = 0; i < n; ++i) ptrs.push_back(&keys[rng() % keys.size()]);
+            std::vector<uint32_t> out(n, 12345);
+            t.lookup_bulk(ptrs.data(), n, out.data());
+            for (uint32_t i = 0; i < n; ++i) ASSERT_EQ(out[i], t.lookup(*ptrs[i])) << n << " " << i;
+        }
+    }
+    t.lookup_bulk(nullptr, 0, nullptr);  // nothing to do
+}
+
+TEST(FlowTable, PrefetchIsHarmlessAndForEachVisitsAll) {
+    FlowTable t(2048);
+    std::set<uint32_t> slots;
+    for (uint32_t i = 0; i < 1500; ++i) {
+        t.prefetch(FlowTable::hash(key_n(i)));
+        slots.insert(t.insert(key_n(i), value_of(i)));
+    }
+    std::set<uint32_t> visited;
+    t.for_each([&](uint32_t slot, const FlowEntry& e) {
+        visited.insert(slot);
+        EXPECT_EQ(t.lookup(e.key), slot);
+    });
+    EXPECT_EQ(visited, slots);
+}
+
+TEST(FlowTable, HashSpreadsSequentialTuples) {
+    // Sequential clients to one VIP: the hash must still spread over the range.
+    constexpr uint32_t n = 1 << 16;
+    uint32_t high_bits[16] = {};
+    std::set<uint32_t> distinct;
+    for (uint32_t i = 0; i < n; ++i) {
+        const uint32_t h = FlowTable::hash(key_n(i));
+        distinct.insert(h);
+        ++high_bits[h >> 28];
+    }
+    EXPECT_GE(distinct.size(), n - 5);
+    for (uint32_t c : high_bits) {
+        EXPECT_GT(c, n / 16 - n / 64);
+        EXPECT_LT(c, n / 16 + n / 64);
+    }
+}
+
+}  // namespace
+}  // namespace ferry::flow
