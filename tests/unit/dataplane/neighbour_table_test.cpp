@@ -1,0 +1,72 @@
+#include "dataplane/neighbour_table.hpp"
+
+#include <gtest/gtest.h>
+
+#include <atomic>
+#include <cstring>
+#include <thread>
+
+namespace ferry::dp {
+namespace {
+
+const uint8_t kMacA[6] = {0x02, 0, 0, 0, 0, 0x0a};
+const uint8_t kMacB[6] = {0x02, 0, 0, 0, 0, 0x0b};
+
+TEST(NeighbourTable, UnknownUntilUpdated) {
+    NeighbourTable t(16);
+    uint8_t mac[6];
+    EXPECT_FALSE(t.lookup(0x0100000a, mac));
+    EXPECT_TRUE(t.add_unresolved(0x0100000a));
+    EXPECT_FALSE(t.lookup(0x0100000a, mac));  // known address, no MAC yet
+    EXPECT_TRUE(t.update(0x0100000a, kMacA));
+    ASSERT_TRUE(t.lookup(0x0100000a, mac));
+    EXPECT_EQ(0, std::memcmp(mac, kMacA, 6));
+}
+
+TEST(NeighbourTable, UpdateReplacesAndInvalidateExpires) {
+    NeighbourTable t(16);
+    uint8_t mac[6];
+    t.update(7, kMacA);
+    t.update(7, kMacB);
+    ASSERT_TRUE(t.lookup(7, mac));
+    EXPECT_EQ(0, std::memcmp(mac, kMacB, 6));
+    EXPECT_TRUE(t.invalidate(7));
+    EXPECT_FALSE(t.lookup(7, mac));
+    EXPECT_TRUE(t.contains(7));
+    EXPECT_EQ(t.size(), 1u);
+}
+
+TEST(NeighbourTable, FullTableRefusesButKeepsWorking) {
+    NeighbourTable t(8);
+    int added = 0;
+    for (uint32_t ip = 1; ip <= 20; ++ip) added += t.update(ip, kMacA) ? 1 : 0;
+    EXPECT_EQ(added, 7);  // one slot always stays free so probes end
+    uint8_t mac[6];
+    EXPECT_TRUE(t.lookup(1, mac));
+    EXPECT_FALSE(t.lookup(20, mac));
+    EXPECT_EQ(t.addresses().size(), 7u);
+}
+
+TEST(NeighbourTable, ReaderNeverSeesATornMac) {
+    NeighbourTable t(64);
+    t.update(42, kMacA);
+    std::atomic<bool> stop{false};
+    std::atomic<int> bad{0};
+    std::thread reader([&] {
+        uint8_t mac[6];
+        while (!stop.load()) {
+            if (t.lookup(42, mac) && std::memcmp(mac, kMacA, 6) != 0 && std::memcmp(mac, kMacB, 6) != 0) ++bad;
+        }
+    });
+    for (int i = 0; i < 200000; ++i) t.update(42, (i & 1) ? kMacA : kMacB);
+    stop = true;
+    reader.join();
+    EXPECT_EQ(bad.load(), 0);
+}
+
+TEST(NeighbourTable, RejectsBadCapacity) {
+    EXPECT_THROW(NeighbourTable(12), std::invalid_argument);
+}
+
+}  // namespace
+}  // namespace ferry::dp

@@ -1,0 +1,141 @@
+#include "dataplane/snapshot.hpp"
+
+#include <arpa/inet.h>
+#include <gtest/gtest.h>
+#include <netinet/in.h>
+
+#include <map>
+
+namespace ferry::dp {
+namespace {
+
+Endpoint ep(const char* ip, uint16_t port) { return Endpoint{*IpAddr::parse(ip), port}; }
+
+Config two_vips() {
+    Config c;
+    c.file = "test.conf";
+    PortConfig p;
+    p.name = "lan";
+    p.address = *IpPrefix::parse("10.0.0.1/24");
+    c.ports.push_back(p);
+    VipConfig a;
+    a.name = "a";
+    a.endpoint = ep("10.0.0.100", 80);
+    a.table_size = 251;
+    a.backends = {{ep("10.0.0.11", 8000), 100, {}, {}}, {ep("10.0.0.12", 8000), 300, {}, {}}};
+    VipConfig b = a;
+    b.name = "b";
+    b.proto = L4Proto::udp;
+    b.mode = ForwardMode::dnat;
+    b.backends = {{ep("10.0.0.12", 8000), 1, {}, {}}};
+    c.vips = {a, b};
+    return c;
+}
+
+NextHop on_link(uint32_t ip) { return NextHop{3, ip, true}; }
+
+size_t count(const std::vector<uint32_t>& table, uint32_t id) {
+    size_t n = 0;
+    for (uint32_t v : table) n += v == id;
+    return n;
+}
+
+TEST(Snapshot, BuildsVipsTablesAndIndex) {
+    IdRegistry ids;
+    Config c = two_vips();
+    auto s = build_snapshot(c, ids, RuntimeState{}, on_link, 1);
+    ASSERT_EQ(s->vips.size(), 2u);
+    ASSERT_EQ(s->backends.size(), 2u);  // 10.0.0.12:8000 is shared, registered once
+    uint32_t vip_ip = inet_addr("10.0.0.100");
+    uint32_t a = s->find_vip(vip_ip, htons(80), IPPROTO_TCP);
+    uint32_t b = s->find_vip(vip_ip, htons(80), IPPROTO_UDP);
+    ASSERT_NE(a, kNone);
+    ASSERT_NE(b, kNone);
+    EXPECT_NE(a, b);
+    EXPECT_EQ(s->find_vip(vip_ip, htons(81), IPPROTO_TCP), kNone);
+    EXPECT_TRUE(s->is_vip_address(vip_ip));
+    EXPECT_FALSE(s->is_vip_address(inet_addr("10.0.0.1")));
+    EXPECT_EQ(s->vips[a].table.size(), 251u);
+    // Weights 100:300 -> about 1:3 of the slots.
+    uint32_t b11 = ids.backend_id(ep("10.0.0.11", 8000)), b12 = ids.backend_id(ep("10.0.0.12", 8000));
+    EXPECT_NEAR(double(count(s->vips[a].table, b12)) / double(count(s->vips[a].table, b11)), 3.0, 0.1);
+    EXPECT_EQ(s->backends[b11].egress_port, 3);
+    EXPECT_EQ(s->backends[b11].ip, inet_addr("10.0.0.11"));
+    EXPECT_EQ(s->backends[b11].port, htons(8000));
+    EXPECT_EQ(s->vips[b].mode, ForwardMode::dnat);
+    EXPECT_EQ(s->vips[a].timeouts.established_ms, 900'000u);
+}
+
+TEST(Snapshot, IdsAreStableAcrossRebuildsAndRemovedBackendsStayResolvable) {
+    IdRegistry ids;
+    Config c = two_vips();
+    auto s1 = build_snapshot(c, ids, RuntimeState{}, on_link, 1);
+    uint32_t b11 = ids.backend_id(ep("10.0.0.11", 8000));
+    // Remove 10.0.0.11 and add 10.0.0.13: 10.0.0.11 keeps its id, flagged removed.
+    c.vips[0].backends[0].endpoint = ep("10.0.0.13", 8000);
+    auto s2 = build_snapshot(c, ids, RuntimeState{}, on_link, 2);
+    EXPECT_EQ(ids.backend_id(ep("10.0.0.11", 8000)), b11);
+    ASSERT_GT(s2->backends.size(), b11);
+    EXPECT_EQ(s2->backends[b11].state, BackendState::removed);
+    EXPECT_EQ(s2->backends[b11].ip, inet_addr("10.0.0.11"));
+    uint32_t a = s2->find_vip(inet_addr("10.0.0.100"), htons(80), IPPROTO_TCP);
+    EXPECT_EQ(count(s2->vips[a].table, b11), 0u);
+    EXPECT_EQ(s2->generation, 2u);
+}
+
+TEST(Snapshot, DownDrainedAndZeroWeightBackendsGetNoSlots) {
+    IdRegistry ids;
+    Config c = two_vips();
+    build_snapshot(c, ids, RuntimeState{}, on_link, 1);
+    uint32_t b11 = ids.backend_id(ep("10.0.0.11", 8000)), b12 = ids.backend_id(ep("10.0.0.12", 8000));
+    uint32_t va = ids.vip_id(ep("10.0.0.100", 80), L4Proto::tcp);
+    RuntimeState rt;
+    rt.health[b12].state = BackendState::down;
+    auto s = build_snapshot(c, ids, rt, on_link, 2);
+    EXPECT_EQ(count(s->vips[va].table, b12), 0u);
+    EXPECT_EQ(count(s->vips[va].table, b11), 251u);
+
+    rt.health.clear();
+    rt.admin[{va, b11}].drained = true;
+    s = build_snapshot(c, ids, rt, on_link, 3);
+    EXPECT_EQ(count(s->vips[va].table, b11), 0u);
+    // Drained in VIP a only: still in VIP b's table (b only has .12 anyway), state stays up.
+    EXPECT_EQ(s->backends[b11].state, BackendState::up);
+
+    rt.admin.clear();
+    c.vips[0].backends[0].weight = 0;
+    c.vips[0].backends[1].weight = 0;
+    s = build_snapshot(c, ids, rt, on_link, 4);
+    EXPECT_EQ(count(s->vips[va].table, kNone), 251u);  // defined "no backend" state
+}
+
+TEST(Snapshot, UnroutableBackendIsNeverChosen) {
+    IdRegistry ids;
+    Config c = two_vips();
+    auto no_route_for_11 = [](uint32_t ip) {
+        return ip == inet_addr("10.0.0.11") ? NextHop{} : NextHop{1, ip, true};
+    };
+    auto s = build_snapshot(c, ids, RuntimeState{}, no_route_for_11, 1);
+    uint32_t b11 = ids.backend_id(ep("10.0.0.11", 8000));
+    uint32_t va = ids.vip_id(ep("10.0.0.100", 80), L4Proto::tcp);
+    EXPECT_EQ(count(s->vips[va].table, b11), 0u);
+}
+
+TEST(EffectiveWeight, OverridesAndFactors) {
+    BackendConfig b;
+    b.weight = 100;
+    EXPECT_EQ(effective_weight(b, nullptr, nullptr), 100u);
+    BackendAdmin a;
+    a.weight_override = 40;
+    EXPECT_EQ(effective_weight(b, nullptr, &a), 40u);
+    a.weight_factor = 0.5;
+    EXPECT_EQ(effective_weight(b, nullptr, &a), 20u);
+    a.weight_factor = 0.0001;
+    EXPECT_EQ(effective_weight(b, nullptr, &a), 1u);  // a factor never zeroes a healthy backend
+    BackendHealth h;
+    h.state = BackendState::draining;
+    EXPECT_EQ(effective_weight(b, &h, nullptr), 0u);
+}
+
+}  // namespace
+}  // namespace ferry::dp
