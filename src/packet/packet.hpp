@@ -30,13 +30,15 @@ enum class ParseResult : uint8_t {
 };
 const char* to_string(ParseResult r);
 
-// Offsets and fields of one parsed frame. Addresses and ports stay in network
-// byte order, exactly as in the packet, so comparisons need no swaps.
+// Offsets and fields of one parsed frame: parse() reads each header once, and
+// the flow lookup, the rewrites and the counters then use these without touching
+// the headers again. Addresses and ports stay in network byte order, exactly as
+// in the packet, so comparisons need no swaps.
 struct Parsed {
     uint16_t l3_offset = 0;    // start of the IPv4 header (14, or 18 with one 802.1Q tag)
     uint16_t l4_offset = 0;    // start of TCP/UDP/ICMP header
     uint16_t l3_len = 0;       // IPv4 total length from the header
-    uint16_t vlan_tci = 0;     // host order; 0 = untagged
+    uint16_t vlan_tci = 0;     // whole TCI (PCP/DEI/VID), host order; 0 when untagged
     bool has_vlan = false;
     bool has_ip_options = false;  // IHL > 5 (parsed fine, counted by the caller if it cares)
     uint8_t proto = 0;         // IPPROTO_TCP / IPPROTO_UDP / IPPROTO_ICMP
@@ -64,9 +66,12 @@ uint16_t csum_update16(uint16_t csum, uint16_t old_v, uint16_t new_v);
 // Same for a 32-bit field (an IPv4 address).
 uint16_t csum_update32(uint16_t csum, uint32_t old_v, uint32_t new_v);
 
-// Full checksums, used by tests and by the software fallback.
-uint16_t ipv4_header_checksum(const uint8_t* ip_header, size_t ihl_bytes);  // returns network-order value to store
-// TCP/UDP checksum over pseudo-header + segment; l4_len bytes from l4.
+// Full checksums, used by tests and by the software fallback. Both return the
+// network-order value to store, and both treat the checksum field in the buffer
+// as zero, so they run on a packet as it is (no need to clear the field first).
+uint16_t ipv4_header_checksum(const uint8_t* ip_header, size_t ihl_bytes);
+// TCP/UDP checksum over pseudo-header + segment; l4_len bytes from l4 (addresses
+// network order). For UDP a computed 0 is returned as 0xffff (RFC 768: 0 = none).
 uint16_t l4_checksum_ipv4(uint32_t src_ip, uint32_t dst_ip, uint8_t proto, const uint8_t* l4, size_t l4_len);
 
 // --- Rewrites ---------------------------------------------------------------
@@ -83,7 +88,8 @@ void rewrite_src_dst(uint8_t* data, const Parsed& p, uint32_t new_src_ip, uint16
 
 // --- ARP ---------------------------------------------------------------------
 
-// An Ethernet/IPv4 ARP packet's fields (addresses network order).
+// An Ethernet/IPv4 ARP packet's fields (addresses network order), so the ARP
+// code (answering for our VIPs, learning next hops) never reads raw offsets.
 struct Arp {
     uint16_t op = 0;          // 1 request, 2 reply (host order)
     uint8_t sender_mac[6] = {};
@@ -103,7 +109,8 @@ size_t build_arp_request(uint8_t* buf, const uint8_t src_mac[6], uint32_t src_ip
 // --- ICMP echo ---------------------------------------------------------------
 
 // Turns an ICMP echo request addressed to us into the reply in place: swaps
-// MACs and IPs, sets type 0, fixes checksums. False if not an echo request.
+// MACs and IPs, sets type 0 and TTL 64 (a new datagram), fixes both checksums
+// incrementally. False if not an echo request (or `p` does not fit in len).
 bool make_icmp_echo_reply(uint8_t* data, size_t len, const Parsed& p);
 
 }  // namespace ferry::packet

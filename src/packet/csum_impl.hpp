@@ -1,0 +1,44 @@
+// Inline one's complement arithmetic shared by the checksum and rewrite code.
+// Private to the packet library.
+//
+// All 16-bit words are taken in memory order (memcpy into a uint16_t), never
+// swapped: the Internet checksum is byte-order independent (RFC 1071 sec. 2B),
+// so a sum of raw words, complemented and stored back raw, yields the right
+// bytes on little- and big-endian hosts alike.
+#pragma once
+
+#include <cstdint>
+
+namespace ferry::packet::detail {
+
+// Folds a wide sum of 16-bit words to 16 bits with end-around carry. The
+// result is 0x0000 only if the sum was 0; any other multiple of 0xffff folds to
+// 0xffff (one's complement "-0"), which is what both RFC 1071 and RFC 1624
+// eqn. 3 expect.
+inline uint16_t fold(uint64_t sum) {
+    sum = (sum & 0xffffffffu) + (sum >> 32);
+    sum = (sum & 0xffffu) + (sum >> 16);
+    sum = (sum & 0xffffu) + (sum >> 16);
+    sum = (sum & 0xffffu) + (sum >> 16);
+    return static_cast<uint16_t>(sum);
+}
+
+// Terms that replace 16-bit word `old_v` with `new_v` in a sum: ~m + m'.
+inline uint32_t delta16(uint16_t old_v, uint16_t new_v) {
+    return static_cast<uint32_t>(static_cast<uint16_t>(~old_v)) + new_v;
+}
+// The same for a 32-bit field, taken as its two 16-bit words in memory order.
+// (Splitting a memcpy'd uint32 into low/high halves yields the two memcpy'd
+// uint16 words on either endianness, and their order in the sum is irrelevant.)
+inline uint32_t delta32(uint32_t old_v, uint32_t new_v) {
+    return delta16(static_cast<uint16_t>(old_v), static_cast<uint16_t>(new_v)) +
+           delta16(static_cast<uint16_t>(old_v >> 16), static_cast<uint16_t>(new_v >> 16));
+}
+
+// RFC 1624 eqn. 3: HC' = ~(~HC + ~m + m'), with `delta` the sum of ~m + m'
+// terms (any number of them; a uint32_t holds thousands without overflow).
+inline uint16_t apply_delta(uint16_t csum, uint32_t delta) {
+    return static_cast<uint16_t>(~fold(static_cast<uint64_t>(static_cast<uint16_t>(~csum)) + delta));
+}
+
+}  // namespace ferry::packet::detail
