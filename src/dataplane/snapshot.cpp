@@ -32,6 +32,16 @@ uint32_t IdRegistry::vip_id(const Endpoint& e, L4Proto proto) {
     return it->second;
 }
 
+uint32_t IdRegistry::find_backend(const Endpoint& e) const {
+    auto it = backend_ids_.find(e);
+    return it == backend_ids_.end() ? kNone : it->second;
+}
+
+uint32_t IdRegistry::find_vip(const Endpoint& e, L4Proto proto) const {
+    auto it = vip_ids_.find({e, proto});
+    return it == vip_ids_.end() ? kNone : it->second;
+}
+
 void Snapshot::build_index() {
     size_t n = 8;
     while (n < vips.size() * 4) n <<= 1;
@@ -98,6 +108,9 @@ std::shared_ptr<Snapshot> build_snapshot(const Config& cfg, IdRegistry& ids, con
         be.state = BackendState::removed;
     }
 
+    // A backend in several VIPs: reported state is the best of its VIPs'
+    // checks; its flows are cut only when every VIP using it says so.
+    std::vector<uint8_t> in_vip(snap->backends.size(), 0), all_cut(snap->backends.size(), 1);
     for (const auto& v : cfg.vips) {
         uint32_t vid = ids.vip_id(v.endpoint, v.proto);
         VipEntry& ve = snap->vips[vid];
@@ -114,13 +127,16 @@ std::shared_ptr<Snapshot> build_snapshot(const Config& cfg, IdRegistry& ids, con
         for (const auto& b : v.backends) {
             uint32_t bid = ids.backend_id(b.endpoint);
             ve.backend_ids.push_back(bid);
-            auto h = runtime.health.find(bid);
+            auto h = runtime.health.find({vid, bid});
             const BackendHealth* health = h == runtime.health.end() ? nullptr : &h->second;
             auto a = runtime.admin.find({vid, bid});
             const BackendAdmin* admin = a == runtime.admin.end() ? nullptr : &a->second;
+            BackendState st = health ? health->state : BackendState::up;
             BackendEntry& be = snap->backends[bid];
-            be.state = health ? health->state : BackendState::up;
-            be.drop_flows = health && health->drop_flows;
+            if (!in_vip[bid] || st < be.state) be.state = st;  // enum order: up best
+            in_vip[bid] = 1;
+            bool cut = (admin && admin->cut) || (st == BackendState::down && v.down_flows == DownFlowPolicy::drop);
+            if (!cut) all_cut[bid] = 0;
             uint32_t w = effective_weight(b, health, admin);
             if (be.nexthop_ip == 0) w = 0;  // unroutable: never chosen
             mb.push_back({b.endpoint, w});
@@ -130,6 +146,8 @@ std::shared_ptr<Snapshot> build_snapshot(const Config& cfg, IdRegistry& ids, con
         for (size_t i = 0; i < table.size(); ++i)
             ve.table[i] = table[i] == balance::kNoBackend ? kNone : ve.backend_ids[table[i]];
     }
+    for (uint32_t id = 0; id < snap->backends.size(); ++id)
+        snap->backends[id].drop_flows = in_vip[id] ? all_cut[id] != 0 : runtime.cut_removed.count(id) != 0;
     snap->build_index();
     return snap;
 }

@@ -11,6 +11,7 @@
 #include <functional>
 #include <map>
 #include <optional>
+#include <set>
 #include <memory>
 #include <string>
 #include <vector>
@@ -62,6 +63,9 @@ class IdRegistry {
 public:
     uint32_t backend_id(const Endpoint& e);  // assigns a new id on first sight
     uint32_t vip_id(const Endpoint& e, L4Proto proto);
+    // Lookups that never assign: kNone when unknown.
+    uint32_t find_backend(const Endpoint& e) const;
+    uint32_t find_vip(const Endpoint& e, L4Proto proto) const;
     uint32_t backend_count() const { return uint32_t(backends_.size()); }
     uint32_t vip_count() const { return uint32_t(vips_.size()); }
     const Endpoint& backend(uint32_t id) const { return backends_[id]; }
@@ -81,10 +85,9 @@ struct NextHop {
 };
 using RouteFn = std::function<NextHop(uint32_t ip_net)>;
 
-// Health of a backend (by backend id): shared by every VIP that uses it.
+// Health of a backend as one VIP's check sees it.
 struct BackendHealth {
     BackendState state = BackendState::up;  // up, draining (HTTP 503) or down
-    bool drop_flows = false;                // down and its VIP says down_flows = drop
 };
 
 // Operator's and balancer's say on one backend within one VIP.
@@ -92,12 +95,16 @@ struct BackendAdmin {
     bool drained = false;                     // ferryctl drain
     std::optional<uint32_t> weight_override;  // ferryctl weight
     double weight_factor = 1.0;               // load-aware / slow-start factor, 0..1
+    bool cut = false;                         // existing flows are dropped too (drain timeout passed)
 };
+
+using VipBackend = std::pair<uint32_t, uint32_t>;  // (VIP id, backend id)
 
 // Everything the control thread knows beyond the config file.
 struct RuntimeState {
-    std::map<uint32_t, BackendHealth> health;                       // by backend id
-    std::map<std::pair<uint32_t, uint32_t>, BackendAdmin> admin;    // by (VIP id, backend id)
+    std::map<VipBackend, BackendHealth> health;
+    std::map<VipBackend, BackendAdmin> admin;
+    std::set<uint32_t> cut_removed;  // backends gone from every VIP whose drain timeout passed
 };
 
 class Snapshot {

@@ -90,7 +90,7 @@ TEST(Snapshot, DownDrainedAndZeroWeightBackendsGetNoSlots) {
     uint32_t b11 = ids.backend_id(ep("10.0.0.11", 8000)), b12 = ids.backend_id(ep("10.0.0.12", 8000));
     uint32_t va = ids.vip_id(ep("10.0.0.100", 80), L4Proto::tcp);
     RuntimeState rt;
-    rt.health[b12].state = BackendState::down;
+    rt.health[{va, b12}].state = BackendState::down;
     auto s = build_snapshot(c, ids, rt, on_link, 2);
     EXPECT_EQ(count(s->vips[va].table, b12), 0u);
     EXPECT_EQ(count(s->vips[va].table, b11), 251u);
@@ -107,6 +107,40 @@ TEST(Snapshot, DownDrainedAndZeroWeightBackendsGetNoSlots) {
     c.vips[0].backends[1].weight = 0;
     s = build_snapshot(c, ids, rt, on_link, 4);
     EXPECT_EQ(count(s->vips[va].table, kNone), 251u);  // defined "no backend" state
+}
+
+TEST(Snapshot, FlowsAreCutOnlyWhenEveryVipSaysSo) {
+    IdRegistry ids;
+    Config c = two_vips();
+    build_snapshot(c, ids, RuntimeState{}, on_link, 1);
+    uint32_t b11 = ids.backend_id(ep("10.0.0.11", 8000)), b12 = ids.backend_id(ep("10.0.0.12", 8000));
+    uint32_t va = ids.vip_id(ep("10.0.0.100", 80), L4Proto::tcp);
+    uint32_t vb = ids.vip_id(ep("10.0.0.100", 80), L4Proto::udp);
+    RuntimeState rt;
+    rt.admin[{va, b12}].cut = true;
+    auto s = build_snapshot(c, ids, rt, on_link, 2);
+    EXPECT_FALSE(s->backends[b12].drop_flows);  // VIP b still keeps its flows
+    rt.admin[{vb, b12}].cut = true;
+    s = build_snapshot(c, ids, rt, on_link, 3);
+    EXPECT_TRUE(s->backends[b12].drop_flows);
+
+    // down_flows = drop: a down backend's flows go at once.
+    rt = RuntimeState{};
+    c.vips[0].down_flows = DownFlowPolicy::drop;
+    rt.health[{va, b11}].state = BackendState::down;
+    s = build_snapshot(c, ids, rt, on_link, 4);
+    EXPECT_TRUE(s->backends[b11].drop_flows);
+    EXPECT_EQ(s->backends[b11].state, BackendState::down);
+
+    // Removed from every VIP: kept until its drain timeout, then cut.
+    c.vips[0].backends.erase(c.vips[0].backends.begin());
+    rt = RuntimeState{};
+    s = build_snapshot(c, ids, rt, on_link, 5);
+    EXPECT_EQ(s->backends[b11].state, BackendState::removed);
+    EXPECT_FALSE(s->backends[b11].drop_flows);
+    rt.cut_removed.insert(b11);
+    s = build_snapshot(c, ids, rt, on_link, 6);
+    EXPECT_TRUE(s->backends[b11].drop_flows);
 }
 
 TEST(Snapshot, UnroutableBackendIsNeverChosen) {
