@@ -5,6 +5,10 @@
 #include <time.h>
 #include <unistd.h>
 
+#include <cstring>
+#include <set>
+
+#include "config/config_diff.hpp"
 #include "config/config_loader.hpp"
 #include "dataplane/log.hpp"
 #include "packet/packet.hpp"
@@ -28,7 +32,11 @@ uint64_t monotonic_ms() {
 
 ControlPlane::ControlPlane(dp::Dataplane& dp, std::shared_ptr<const Config> cfg) : dp_(dp), cfg_(std::move(cfg)) {}
 
-ControlPlane::~ControlPlane() { reclaim(true); }
+ControlPlane::~ControlPlane() {
+    if (server_) server_->stop();
+    checker_.stop();
+    reclaim(true);
+}
 
 const dp::PortInfo* ControlPlane::port_for(uint32_t ip) const {
     IpAddr a = IpAddr::v4_net(ip);
@@ -104,6 +112,151 @@ void ControlPlane::start() {
         if (cfg_->ports[i].gateway) want_neighbour(cfg_->ports[i].gateway->v4_net(), dp_.ports()[i].port_id);
     publish();
     announce();
+    checker_.set_targets(*cfg_);
+    checker_.start();
+    if (!cfg_->control.socket_path.empty()) {
+        server_ = std::make_unique<ops::ControlServer>(
+            cfg_->control, [this](const nlohmann::json& req) { return handle(req); }, ops::ControlServer::Limits{},
+            [](const std::string& msg) { FERRY_LOG(WARNING, "control socket: %s", msg.c_str()); });
+        server_->start();
+    }
+}
+
+std::vector<dp::VipBackend> ControlPlane::pairs_of(const health::TargetKey& key) const {
+    std::vector<dp::VipBackend> out;
+    for (const auto& v : cfg_->vips)
+        for (const auto& b : v.backends)
+            if (health::make_target_key(b, v) == key)
+                out.emplace_back(ids_.find_vip(v.endpoint, v.proto),
+                                 ids_.find_backend(b.endpoint));
+    return out;
+}
+
+static dp::BackendState to_backend_state(health::State s) {
+    switch (s) {
+        case health::State::draining: return dp::BackendState::draining;
+        case health::State::down: return dp::BackendState::down;
+        default: return dp::BackendState::up;
+    }
+}
+
+void ControlPlane::tick_health(uint64_t) {
+    bool changed = false;
+    for (const auto& ev : checker_.take_events()) {
+        dp::BackendState next = to_backend_state(ev.to);
+        for (const auto& pair : pairs_of(ev.target)) {
+            dp::BackendState& cur = runtime_.health[pair].state;
+            health_reason_[pair] = ev.reason;
+            if (cur == next) continue;
+            FERRY_LOG(NOTICE, "backend %s in VIP %s: %s -> %s (%s: %s)", ids_.backend(pair.second).to_string().c_str(),
+                      current_->vips[pair.first].name.c_str(), dp::to_string(cur), dp::to_string(next),
+                      ev.target.to_string().c_str(), ev.reason.c_str());
+            cur = next;
+            changed = true;
+        }
+    }
+    if (changed) publish();
+}
+
+// Passive checks: the data plane counts, per backend, SYNs forwarded, SYN-ACKs
+// returned and RSTs answering a SYN. A second with several SYNs and no SYN-ACK
+// (or several RSTs) counts as one failed check of every target of that backend.
+void ControlPlane::tick_passive(uint64_t now_ms) {
+    if (now_ms - last_passive_ms_ < 1000) return;
+    last_passive_ms_ = now_ms;
+    constexpr uint64_t kMinSyns = 3;
+    for (const auto& v : cfg_->vips) {
+        if (v.proto != L4Proto::tcp) continue;
+        for (const auto& b : v.backends) {
+            uint32_t bid = ids_.backend_id(b.endpoint);
+            auto [it, fresh] = passive_.try_emplace(bid);
+            dp::BackendCounters c = backend_counters(bid);
+            PassiveSample& last = it->second;
+            if (!fresh) {
+                uint64_t syns = c.syn_sent - last.syn_sent, acks = c.synack_seen - last.synack_seen,
+                         rsts = c.rst_on_syn - last.rst_on_syn;
+                std::string reason;
+                if (syns >= kMinSyns && acks == 0)
+                    reason = "passive: " + std::to_string(syns) + " SYNs without a SYN-ACK in 1 s";
+                else if (rsts >= kMinSyns)
+                    reason = "passive: " + std::to_string(rsts) + " RSTs answering SYNs in 1 s";
+                if (!reason.empty()) checker_.report_passive_failure(health::make_target_key(b, v), reason);
+            }
+            last = PassiveSample{c.syn_sent, c.synack_seen, c.rst_on_syn};
+        }
+    }
+}
+
+void ControlPlane::tick_drains(uint64_t now_ms) {
+    bool changed = false;
+    for (const auto& [pair, since] : drain_started_) {
+        dp::BackendAdmin& a = runtime_.admin[pair];
+        if (a.cut) continue;
+        uint32_t timeout_s = 0;
+        for (const auto& v : cfg_->vips)
+            if (ids_.vip_id(v.endpoint, v.proto) == pair.first) timeout_s = v.drain_timeout_s;
+        if (now_ms - since < uint64_t(timeout_s) * 1000) continue;
+        a.cut = true;
+        changed = true;
+        FERRY_LOG(NOTICE, "drain of %s in VIP %s timed out after %u s: its remaining flows are cut",
+                  ids_.backend(pair.second).to_string().c_str(), current_->vips[pair.first].name.c_str(), timeout_s);
+    }
+    for (const auto& [bid, since] : removed_since_) {
+        if (runtime_.cut_removed.count(bid)) continue;
+        uint32_t timeout_s = removed_timeout_s_[bid];
+        if (now_ms - since < uint64_t(timeout_s) * 1000) continue;
+        runtime_.cut_removed.insert(bid);
+        changed = true;
+        FERRY_LOG(NOTICE, "removed backend %s: drain timeout (%u s) passed, its remaining flows are cut",
+                  ids_.backend(bid).to_string().c_str(), timeout_s);
+    }
+    if (changed) publish();
+}
+
+// After a reload: new health targets, and drains for backends that left.
+void ControlPlane::on_config_applied(const Config& old) {
+    checker_.set_targets(*cfg_);
+    std::set<uint32_t> now_used;
+    for (const auto& v : cfg_->vips)
+        for (const auto& b : v.backends) now_used.insert(ids_.backend_id(b.endpoint));
+    uint64_t now = monotonic_ms();
+    for (const auto& v : old.vips)
+        for (const auto& b : v.backends) {
+            uint32_t bid = ids_.backend_id(b.endpoint);
+            if (now_used.count(bid) || removed_since_.count(bid)) continue;
+            removed_since_[bid] = now;
+            removed_timeout_s_[bid] = v.drain_timeout_s;
+            FERRY_LOG(NOTICE, "backend %s left the config: draining, existing flows kept up to %u s",
+                      b.endpoint.to_string().c_str(), v.drain_timeout_s);
+        }
+    for (uint32_t bid : now_used) {
+        removed_since_.erase(bid);
+        removed_timeout_s_.erase(bid);
+        runtime_.cut_removed.erase(bid);
+    }
+}
+
+std::string ControlPlane::reason_of(uint32_t vid, uint32_t bid) const {
+    auto a = runtime_.admin.find({vid, bid});
+    if (a != runtime_.admin.end()) {
+        if (a->second.cut) return "drain timed out: flows cut";
+        if (a->second.drained) return "drained by operator";
+        if (a->second.weight_override) return "weight set by operator";
+    }
+    auto r = health_reason_.find({vid, bid});
+    return r == health_reason_.end() ? "" : r->second;
+}
+
+double ControlPlane::rtt_ms_of(uint32_t vid, uint32_t bid) const {
+    for (const auto& v : cfg_->vips) {
+        if (ids_.find_vip(v.endpoint, v.proto) != vid) continue;
+        for (const auto& b : v.backends)
+            if (ids_.find_backend(b.endpoint) == bid) {
+                auto st = checker_.status(health::make_target_key(b, v));
+                return st ? st->last_rtt_us / 1000.0 : 0.0;
+            }
+    }
+    return 0.0;
 }
 
 void ControlPlane::handle_messages(uint64_t now_ms) {
@@ -155,29 +308,21 @@ void ControlPlane::tick_neighbours(uint64_t now_ms) {
     }
 }
 
-std::vector<std::string> ControlPlane::reload_config() {
+ReloadResult ControlPlane::reload_config() {
+    ReloadResult out;
+    uint64_t t0 = monotonic_ms();
     ConfigLoadResult r = load_config_file(cfg_->file);
-    std::vector<std::string> problems;
-    for (const auto& e : r.errors) problems.push_back(e.to_string());
+    for (const auto& e : r.errors) out.errors.push_back(e.to_string());
     if (r.ok()) {
-        const Config& next = *r.config;
-        bool ports_same = next.ports.size() == cfg_->ports.size();
-        for (size_t i = 0; ports_same && i < next.ports.size(); ++i) {
-            const PortConfig &a = next.ports[i], &b = cfg_->ports[i];
-            ports_same = a.name == b.name && a.device == b.device && a.devargs == b.devargs &&
-                         a.address == b.address && a.gateway == b.gateway && a.mtu == b.mtu &&
-                         a.exception_path == b.exception_path && a.exception_iface == b.exception_iface;
-        }
-        if (!ports_same) problems.push_back(cfg_->file + ": ports changed: restart ferryd to apply them");
-        const WorkerConfig &wa = next.workers, &wb = cfg_->workers;
-        if (wa.flow_capacity != wb.flow_capacity || wa.rx_descriptors != wb.rx_descriptors ||
-            wa.tx_descriptors != wb.tx_descriptors || wa.mbufs != wb.mbufs || wa.burst_size != wb.burst_size ||
-            wa.idle_sleep_us != wb.idle_sleep_us)
-            problems.push_back(cfg_->file + ": workers settings changed: restart ferryd to apply them");
+        ConfigDiff d = diff_configs(*cfg_, *r.config);
+        for (const auto& what : d.restart_needed)
+            out.errors.push_back(cfg_->file + ": " + what + ": restart ferryd to apply it");
+        out.changes = std::move(d.changes);
     }
-    if (!problems.empty()) {
-        for (const auto& p : problems) FERRY_LOG(ERR, "reload refused: %s", p.c_str());
-        return problems;
+    if (!out.errors.empty()) {
+        FERRY_LOG(ERR, "reload of %s refused, still serving the running config:", cfg_->file.c_str());
+        for (const auto& p : out.errors) FERRY_LOG(ERR, "  %s", p.c_str());
+        return out;
     }
     auto old = cfg_;
     cfg_ = r.config;
@@ -185,17 +330,24 @@ std::vector<std::string> ControlPlane::reload_config() {
         publish();
     } catch (const std::exception& e) {
         cfg_ = old;
-        problems.push_back(cfg_->file + ": " + e.what());
+        out.errors.push_back(cfg_->file + ": " + e.what());
+        out.changes.clear();
         FERRY_LOG(ERR, "reload refused: %s", e.what());
-        return problems;
+        return out;
     }
+    on_config_applied(*old);
     {
         std::lock_guard<std::mutex> lock(view_mutex_);
         loaded_at_ = std::chrono::system_clock::now();
     }
-    FERRY_LOG(INFO, "reloaded %s: %zu VIP(s), generation %lu", cfg_->file.c_str(), cfg_->vips.size(),
-              (unsigned long)generation_);
-    return problems;
+    out.ok = true;
+    out.apply_ms = monotonic_ms() - t0;
+    if (out.changes.empty())
+        FERRY_LOG(INFO, "reloaded %s: no changes", cfg_->file.c_str());
+    for (const auto& c : out.changes) FERRY_LOG(INFO, "reload: %s", c.c_str());
+    FERRY_LOG(INFO, "reloaded %s in %lu ms: %zu change(s), generation %lu", cfg_->file.c_str(),
+              (unsigned long)out.apply_ms, out.changes.size(), (unsigned long)generation_);
+    return out;
 }
 
 ControlPlane::View ControlPlane::view() const {
@@ -215,9 +367,13 @@ void ControlPlane::run(const std::atomic<bool>& stop, std::atomic<bool>& reload)
         handle_messages(now);
         if (now - last_tick >= 100) {
             tick_neighbours(now);
+            tick_health(now);
+            tick_passive(now);
+            tick_drains(now);
             reclaim(false);
             last_tick = now;
         }
+        if (server_) server_->poll();
         if (reload.exchange(false)) reload_config();
         usleep(200);
     }

@@ -12,9 +12,14 @@
 #include <string>
 #include <vector>
 
+#include <nlohmann/json.hpp>
+
 #include "config/config.hpp"
 #include "dataplane/dataplane.hpp"
+#include "dataplane/log.hpp"
 #include "dataplane/snapshot.hpp"
+#include "health/health_checker.hpp"
+#include "ops/control_server.hpp"
 
 namespace ferry::control {
 
@@ -27,19 +32,28 @@ struct NeighbourState {
     bool resolved = false;
 };
 
+// Outcome of a reload, for the log and for the caller of the control API.
+struct ReloadResult {
+    bool ok = false;
+    std::vector<std::string> errors;   // why it was refused
+    std::vector<std::string> changes;  // what it changed
+    uint64_t apply_ms = 0;             // file read to new snapshot live
+};
+
 class ControlPlane {
 public:
     ControlPlane(dp::Dataplane& dp, std::shared_ptr<const Config> cfg);
     ~ControlPlane();
 
-    // Builds and publishes the first snapshot; announces addresses (gratuitous ARP).
+    // Builds and publishes the first snapshot; announces addresses (gratuitous
+    // ARP); starts health checks and the control socket. Throws on failure.
     void start();
     // Runs until `stop` becomes true. Checks `reload` once per iteration.
     void run(const std::atomic<bool>& stop, std::atomic<bool>& reload);
 
-    // Reloads the config file: everything or nothing. Returns the problems
-    // (empty on success). Safe to call only from the control thread.
-    std::vector<std::string> reload_config();
+    // Reloads the config file: everything or nothing. On refusal the running
+    // config stays and `errors` says why (file:line: reason). Control thread only.
+    ReloadResult reload_config();
 
     // For readers on other threads (telemetry): a consistent view.
     struct View {
@@ -50,8 +64,22 @@ public:
     };
     View view() const;
 
+    // One control API request (see docs/CONTROL_API.md). Control thread only.
+    nlohmann::json handle(const nlohmann::json& request);
+
 private:
     void publish();
+    void on_config_applied(const Config& old);
+    void tick_health(uint64_t now_ms);
+    void tick_passive(uint64_t now_ms);
+    void tick_drains(uint64_t now_ms);
+    std::vector<dp::VipBackend> pairs_of(const health::TargetKey& key) const;
+    const VipConfig& find_vip_config(const std::string& name) const;
+    const BackendConfig& find_backend_config(const VipConfig& vip, const std::string& backend) const;
+    dp::BackendCounters backend_counters(uint32_t id) const;
+    nlohmann::json backend_json(const VipConfig& v, uint32_t vid, const BackendConfig& b);
+    std::string reason_of(uint32_t vid, uint32_t bid) const;
+    double rtt_ms_of(uint32_t vid, uint32_t bid) const;
     void reclaim(bool wait_all);
     void handle_messages(uint64_t now_ms);
     void tick_neighbours(uint64_t now_ms);
@@ -70,6 +98,19 @@ private:
     std::map<uint32_t, NeighbourState> neighbours_;  // by IP (network order)
     mutable std::mutex view_mutex_;
     std::chrono::system_clock::time_point loaded_at_;
+    std::chrono::steady_clock::time_point started_ = std::chrono::steady_clock::now();
+
+    health::HealthChecker checker_;
+    std::map<dp::VipBackend, std::string> health_reason_;    // last transition's cause
+    std::map<dp::VipBackend, uint64_t> drain_started_;       // operator drains and removals, ms
+    std::map<uint32_t, uint64_t> removed_since_;             // backends in no VIP: since when (ms)
+    std::map<uint32_t, uint32_t> removed_timeout_s_;         // ... and their drain timeout
+    struct PassiveSample {
+        uint64_t syn_sent = 0, synack_seen = 0, rst_on_syn = 0;
+    };
+    std::map<uint32_t, PassiveSample> passive_;              // by backend id
+    uint64_t last_passive_ms_ = 0;
+    std::unique_ptr<ops::ControlServer> server_;
 };
 
 uint64_t monotonic_ms();
