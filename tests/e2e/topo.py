@@ -56,6 +56,9 @@ CLIENT_ADDR = "10.77.1.2"
 LB_CLIENT_ADDR = "10.77.1.1"      # Ferry's address on the client port
 LB_BACKEND_ADDR = "10.77.2.1"     # Ferry's address on the backend port
 VIP = "10.77.1.100"
+# The gateway host's own addresses, on the kernel interfaces ferryd creates for
+# its exception path: health probes and host traffic (SSH, BGP) use them.
+HOST_ADDRS = {"fe-host-cl": "10.77.1.254/24", "fe-host-be": "10.77.2.254/24"}
 VIP_HTTP_PORT = 80
 VIP_UDP_PORT = 5353
 HTTP_PORT = 8000
@@ -649,7 +652,7 @@ class Topology:
         return path
 
     def start_ferryd(self, config_path=None, workers=1, *, hugepages=False, lcores=None,
-                     mem_mb=1024, extra_eal=(), extra_args=(), ready_timeout=None):
+                     mem_mb=1024, extra_eal=(), extra_args=(), ready_timeout=None, host_addresses=True):
         """Run ferryd in the lb namespace and wait for "ferryd ready" in its log.
 
         EAL: lcores for 1 main + `workers` (lcore_args; or `lcores`, an -l
@@ -679,7 +682,18 @@ class Topology:
         self._dpdk_used = True
         self.ferryd = self.ns_exec(self.ns_lb, argv, log=log)
         self.wait_for_log(self.ferryd, log, "ferryd ready", ready_timeout)
+        if host_addresses:
+            self.configure_host_interfaces()
         return self.ferryd
+
+    def configure_host_interfaces(self):
+        """Give the host its addresses on ferryd's exception interfaces, as an
+        operator's network config would on a gateway where DPDK owns the NICs."""
+        links = {l["ifname"] for l in json.loads(self.run_in(self.ns_lb, ["ip", "-j", "link"]).stdout)}
+        for ifname, addr in HOST_ADDRS.items():
+            if ifname in links:
+                self.run_in(self.ns_lb, ["ip", "addr", "replace", addr, "dev", ifname])
+                self.run_in(self.ns_lb, ["ip", "link", "set", ifname, "up"])
 
     def stop_ferryd(self, timeout=10.0):
         """SIGTERM ferryd, SIGKILL after `timeout` s, remove its DPDK runtime
