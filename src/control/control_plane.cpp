@@ -33,6 +33,7 @@ uint64_t monotonic_ms() {
 ControlPlane::ControlPlane(dp::Dataplane& dp, std::shared_ptr<const Config> cfg) : dp_(dp), cfg_(std::move(cfg)) {}
 
 ControlPlane::~ControlPlane() {
+    if (metrics_) metrics_->stop();
     if (server_) server_->stop();
     checker_.stop();
     reclaim(true);
@@ -56,6 +57,21 @@ void ControlPlane::publish() {
     for (const auto& be : next->backends)
         if (be.known && be.nexthop_ip) want_neighbour(be.nexthop_ip, be.egress_port);
     ++generation_;
+    rows_.clear();
+    for (const auto& v : cfg_->vips) {
+        uint32_t vid = ids_.vip_id(v.endpoint, v.proto);
+        for (const auto& b : v.backends) {
+            uint32_t bid = ids_.backend_id(b.endpoint);
+            auto h = runtime_.health.find({vid, bid});
+            auto a = runtime_.admin.find({vid, bid});
+            const dp::BackendHealth* health = h == runtime_.health.end() ? nullptr : &h->second;
+            const dp::BackendAdmin* admin = a == runtime_.admin.end() ? nullptr : &a->second;
+            std::string state = dp::to_string(health ? health->state : dp::BackendState::up);
+            if (admin && admin->drained) state = "drained";
+            uint32_t weight = admin && admin->weight_override ? *admin->weight_override : b.weight;
+            rows_.push_back({v.name, b.endpoint.to_string(), state, weight, dp::effective_weight(b, health, admin)});
+        }
+    }
     dp_.publish(next.get());
     if (current_) retired_.emplace_back(std::move(current_), dp_.rcu_token());
     current_ = std::move(next);
@@ -119,6 +135,12 @@ void ControlPlane::start() {
             cfg_->control, [this](const nlohmann::json& req) { return handle(req); }, ops::ControlServer::Limits{},
             [](const std::string& msg) { FERRY_LOG(WARNING, "control socket: %s", msg.c_str()); });
         server_->start();
+    }
+    if (!cfg_->control.metrics_listen.empty()) {
+        metrics_ = std::make_unique<ops::MetricsServer>(cfg_->control.metrics_listen,
+                                                        [this] { return render_metrics(); });
+        metrics_->start();
+        FERRY_LOG(INFO, "Prometheus metrics on http://%s/metrics", cfg_->control.metrics_listen.c_str());
     }
 }
 
@@ -308,6 +330,11 @@ void ControlPlane::tick_neighbours(uint64_t now_ms) {
     }
 }
 
+void ControlPlane::set_config(std::shared_ptr<const Config> cfg) {
+    std::lock_guard<std::mutex> lock(view_mutex_);  // view() copies cfg_ from other threads
+    cfg_ = std::move(cfg);
+}
+
 ReloadResult ControlPlane::reload_config() {
     ReloadResult out;
     uint64_t t0 = monotonic_ms();
@@ -325,11 +352,11 @@ ReloadResult ControlPlane::reload_config() {
         return out;
     }
     auto old = cfg_;
-    cfg_ = r.config;
+    set_config(r.config);
     try {
         publish();
     } catch (const std::exception& e) {
-        cfg_ = old;
+        set_config(old);
         out.errors.push_back(cfg_->file + ": " + e.what());
         out.changes.clear();
         FERRY_LOG(ERR, "reload refused: %s", e.what());
@@ -356,6 +383,12 @@ ControlPlane::View ControlPlane::view() const {
     v.config = cfg_;
     v.snapshot = current_;
     for (uint32_t id = 0; id < ids_.backend_count(); ++id) v.backend_endpoints.push_back(ids_.backend(id));
+    for (const auto& vip : cfg_->vips) {
+        uint32_t id = ids_.find_vip(vip.endpoint, vip.proto);
+        if (id != dp::kNone) v.vip_ids[vip.name] = id;
+    }
+    v.backends = rows_;
+    v.generation = generation_;
     v.loaded_at = loaded_at_;
     return v;
 }

@@ -20,6 +20,7 @@
 #include "dataplane/snapshot.hpp"
 #include "health/health_checker.hpp"
 #include "ops/control_server.hpp"
+#include "ops/metrics_server.hpp"
 
 namespace ferry::control {
 
@@ -55,20 +56,32 @@ public:
     // config stays and `errors` says why (file:line: reason). Control thread only.
     ReloadResult reload_config();
 
-    // For readers on other threads (telemetry): a consistent view.
+    // One backend in one VIP as readers on other threads see it.
+    struct BackendRow {
+        std::string vip, backend, state;
+        uint32_t weight = 0, effective_weight = 0;
+    };
+    // For readers on other threads (telemetry, metrics): a consistent view,
+    // refreshed by the control thread whenever it publishes.
     struct View {
         std::shared_ptr<const Config> config;
         std::shared_ptr<const dp::Snapshot> snapshot;
         std::vector<Endpoint> backend_endpoints;  // by backend id
+        std::map<std::string, uint32_t> vip_ids;  // by VIP name
+        std::vector<BackendRow> backends;
+        uint64_t generation = 0;
         std::chrono::system_clock::time_point loaded_at;
     };
     View view() const;
+    // Prometheus text exposition of every counter and state. Thread-safe.
+    std::string render_metrics() const;
 
     // One control API request (see docs/CONTROL_API.md). Control thread only.
     nlohmann::json handle(const nlohmann::json& request);
 
 private:
     void publish();
+    void set_config(std::shared_ptr<const Config> cfg);
     void on_config_applied(const Config& old);
     void tick_health(uint64_t now_ms);
     void tick_passive(uint64_t now_ms);
@@ -111,6 +124,8 @@ private:
     std::map<uint32_t, PassiveSample> passive_;              // by backend id
     uint64_t last_passive_ms_ = 0;
     std::unique_ptr<ops::ControlServer> server_;
+    std::unique_ptr<ops::MetricsServer> metrics_;
+    std::vector<BackendRow> rows_;             // guarded by view_mutex_
 };
 
 uint64_t monotonic_ms();

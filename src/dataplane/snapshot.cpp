@@ -5,7 +5,9 @@
 #include <algorithm>
 #include <cmath>
 
+#include "balance/least_load.hpp"
 #include "balance/maglev.hpp"
+#include "balance/round_robin.hpp"
 
 namespace ferry::dp {
 
@@ -120,6 +122,7 @@ std::shared_ptr<Snapshot> build_snapshot(const Config& cfg, IdRegistry& ids, con
         ve.proto = v.proto == L4Proto::tcp ? IPPROTO_TCP : IPPROTO_UDP;
         ve.mode = v.mode;
         ve.hash = v.hash;
+        ve.scheduler = v.scheduler;
         ve.timeouts = to_timeouts(v.timeouts);
         ve.name = v.name;
 
@@ -141,10 +144,24 @@ std::shared_ptr<Snapshot> build_snapshot(const Config& cfg, IdRegistry& ids, con
             if (be.nexthop_ip == 0) w = 0;  // unroutable: never chosen
             mb.push_back({b.endpoint, w});
         }
+        // The Maglev table is built for every scheduler: ferryctl trace and the
+        // dnat stateless fallback use it.
         std::vector<uint32_t> table = balance::build_maglev_table(mb, v.table_size);
         ve.table.resize(table.size());
         for (size_t i = 0; i < table.size(); ++i)
             ve.table[i] = table[i] == balance::kNoBackend ? kNone : ve.backend_ids[table[i]];
+        std::vector<uint32_t> weights;
+        for (const auto& m : mb) weights.push_back(m.weight);
+        if (v.scheduler == SchedulerKind::round_robin) {
+            for (uint32_t i : balance::build_swrr_sequence(weights)) ve.rr_sequence.push_back(ve.backend_ids[i]);
+        } else if (v.scheduler != SchedulerKind::maglev) {
+            for (size_t i = 0; i < weights.size(); ++i)
+                if (weights[i] > 0) {
+                    ve.cand_ids.push_back(ve.backend_ids[i]);
+                    ve.cand_weights.push_back(weights[i]);
+                }
+            ve.cand_cumulative = balance::build_cumulative_weights(ve.cand_weights);
+        }
     }
     for (uint32_t id = 0; id < snap->backends.size(); ++id)
         snap->backends[id].drop_flows = in_vip[id] ? all_cut[id] != 0 : runtime.cut_removed.count(id) != 0;

@@ -51,8 +51,13 @@ struct VipEntry {
     uint8_t proto = 0;         // IPPROTO_TCP / IPPROTO_UDP
     ForwardMode mode = ForwardMode::nat;
     HashKey hash = HashKey::five_tuple;
+    SchedulerKind scheduler = SchedulerKind::maglev;
     flow::Timeouts timeouts;
-    std::vector<uint32_t> table;        // lookup table: backend ids or kNone
+    std::vector<uint32_t> table;        // maglev lookup table: backend ids or kNone
+    std::vector<uint32_t> rr_sequence;  // round_robin: smooth weighted sequence of backend ids
+    std::vector<uint32_t> cand_ids;     // least_conn / two_choices: backends with weight > 0
+    std::vector<uint32_t> cand_weights;     // their effective weights
+    std::vector<uint32_t> cand_cumulative;  // running sums of cand_weights (two_choices)
     std::vector<uint32_t> backend_ids;  // configured backends, in config order
     std::string name;
 };

@@ -19,7 +19,9 @@
 
 #include <cstring>
 
+#include "balance/least_load.hpp"
 #include "balance/maglev.hpp"
+#include "balance/round_robin.hpp"
 #include "dataplane/dataplane.hpp"
 #include "dataplane/log.hpp"
 #include "packet/packet.hpp"
@@ -51,6 +53,7 @@ public:
         for (size_t i = 0; i < dp.ports().size(); ++i) port_index_[dp.ports()[i].port_id] = uint8_t(i);
         n_workers_ = dp.worker_count();
         idle_sleep_us_ = dp.config().workers.idle_sleep_us;
+        rng_ += uint64_t(w.index + 1) * 0xbf58476d1ce4e5b9ull;
     }
 
     void run();
@@ -69,7 +72,8 @@ private:
         rte_pktmbuf_free(m);
     }
     void control_msg(ControlMsg::Kind kind, uint16_t port, uint32_t ip, const uint8_t* mac);
-    uint32_t pick_backend(const VipEntry& vip, const packet::Parsed& p) const;
+    uint32_t pick_backend(uint32_t vip_id, const VipEntry& vip, const packet::Parsed& p);
+    uint32_t pick_backend_by_table(const VipEntry& vip, const packet::Parsed& p) const;
     void end_flow(uint32_t slot);
     void release_flow_resources(const flow::FlowEntry& e);
     uint32_t owner_of_client(uint32_t ip, uint16_t port) const {
@@ -98,6 +102,12 @@ private:
     flow::Timeouts default_timeouts_;
     Pending pending_[kPendingMax];
     uint32_t n_pending_ = 0;
+    // Scheduler state of this worker: round-robin cursors per VIP (reset when
+    // a new snapshot arrives), scratch for active-flow counts, a PRNG.
+    std::vector<uint32_t> rr_cursor_ = std::vector<uint32_t>(kMaxVips, 0);
+    std::vector<uint64_t> rr_generation_ = std::vector<uint64_t>(kMaxVips, ~0ull);
+    std::vector<int64_t> active_scratch_ = std::vector<int64_t>(kMaxBackends, 0);
+    uint64_t rng_ = 0x9e3779b97f4a7c15ull;
 };
 
 void Worker::control_msg(ControlMsg::Kind kind, uint16_t port, uint32_t ip, const uint8_t* mac) {
@@ -194,7 +204,45 @@ void Worker::handle_arp(rte_mbuf* m, const PortInfo& port, const packet::Parsed&
     to_exception(m, port);  // the host's own ARP (its address lives on the kernel interface)
 }
 
-uint32_t Worker::pick_backend(const VipEntry& vip, const packet::Parsed& p) const {
+uint32_t Worker::pick_backend(uint32_t vip_id, const VipEntry& vip, const packet::Parsed& p) {
+    switch (vip.scheduler) {
+        case SchedulerKind::maglev: break;
+        case SchedulerKind::round_robin: {
+            uint32_t len = uint32_t(vip.rr_sequence.size());
+            if (len == 0) return kNone;
+            // Each worker walks the same smooth sequence from its own offset.
+            if (rr_generation_[vip_id] != snap_->generation) {
+                rr_generation_[vip_id] = snap_->generation;
+                rr_cursor_[vip_id] = balance::swrr_start_offset(w_.index, n_workers_, len);
+            }
+            uint32_t pos = rr_cursor_[vip_id];
+            rr_cursor_[vip_id] = pos + 1 == len ? 0 : pos + 1;
+            return vip.rr_sequence[pos];
+        }
+        case SchedulerKind::least_conn:
+        case SchedulerKind::two_choices: {
+            uint32_t n = uint32_t(vip.cand_ids.size());
+            if (n == 0) return kNone;
+            // Active flows of every worker, read as they are (at most a burst old).
+            for (uint32_t i = 0; i < n; ++i) {
+                int64_t sum = 0;
+                for (const auto& w : dp_.workers()) sum += read_relaxed(w->backend_counters[vip.cand_ids[i]].active_flows);
+                active_scratch_[i] = sum;
+            }
+            rng_ ^= rng_ << 13;
+            rng_ ^= rng_ >> 7;
+            rng_ ^= rng_ << 17;
+            uint32_t i = vip.scheduler == SchedulerKind::least_conn
+                             ? balance::pick_least_conn(vip.cand_weights.data(), active_scratch_.data(), n, uint32_t(rng_))
+                             : balance::pick_two_choices(vip.cand_cumulative.data(), vip.cand_weights.data(),
+                                                         active_scratch_.data(), n, rng_);
+            return i == balance::kNoPick ? kNone : vip.cand_ids[i];
+        }
+    }
+    return pick_backend_by_table(vip, p);
+}
+
+uint32_t Worker::pick_backend_by_table(const VipEntry& vip, const packet::Parsed& p) const {
     if (vip.table.empty()) return kNone;
     uint64_t h;
     if (vip.hash == HashKey::source_ip) {
@@ -269,7 +317,9 @@ void Worker::forward_vip(rte_mbuf* m, const packet::Parsed& p, uint32_t vip_id, 
         } else {
             ++(tcp ? c_.flow_miss_syn : c_.flow_miss_udp);
         }
-        backend_id = pick_backend(vip, p);
+        // A TCP packet without SYN (dnat) has no entry to follow: the Maglev
+        // table is the one choice that is the same on every worker and instance.
+        backend_id = (tcp && !syn) ? pick_backend_by_table(vip, p) : pick_backend(vip_id, vip, p);
         if (backend_id == kNone || backend_id >= snap_->backends.size()) {
             ++vc.no_backend;
             return drop(m, Drop::no_backend);

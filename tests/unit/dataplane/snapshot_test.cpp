@@ -143,6 +143,25 @@ TEST(Snapshot, FlowsAreCutOnlyWhenEveryVipSaysSo) {
     EXPECT_TRUE(s->backends[b11].drop_flows);
 }
 
+TEST(Snapshot, SchedulerTablesFollowEffectiveWeights) {
+    IdRegistry ids;
+    Config c = two_vips();
+    c.vips[0].scheduler = SchedulerKind::round_robin;
+    c.vips[1].scheduler = SchedulerKind::least_conn;
+    c.vips[1].backends.push_back({ep("10.0.0.13", 8000), 0, {}, {}});
+    auto s = build_snapshot(c, ids, RuntimeState{}, on_link, 1);
+    uint32_t b11 = ids.backend_id(ep("10.0.0.11", 8000)), b12 = ids.backend_id(ep("10.0.0.12", 8000));
+    uint32_t va = ids.vip_id(ep("10.0.0.100", 80), L4Proto::tcp);
+    uint32_t vb = ids.vip_id(ep("10.0.0.100", 80), L4Proto::udp);
+    const auto& rr = s->vips[va].rr_sequence;
+    ASSERT_FALSE(rr.empty());
+    EXPECT_EQ(count(rr, b12), 3 * count(rr, b11));  // weights 100:300, one full cycle
+    EXPECT_TRUE(s->vips[va].cand_ids.empty());
+    EXPECT_EQ(s->vips[vb].cand_ids, std::vector<uint32_t>{b12});  // weight 0 is never a candidate
+    EXPECT_EQ(s->vips[vb].cand_cumulative.back(), 1u);
+    EXPECT_EQ(s->vips[vb].table.size(), 251u);  // the Maglev table is kept for every scheduler
+}
+
 TEST(Snapshot, UnroutableBackendIsNeverChosen) {
     IdRegistry ids;
     Config c = two_vips();
