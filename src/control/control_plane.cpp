@@ -209,6 +209,32 @@ void ControlPlane::tick_passive(uint64_t now_ms) {
     }
 }
 
+// Drops an operator must hear about, logged at most once per 10 s each, with
+// how many happened since the last line.
+void ControlPlane::tick_drop_warnings(uint64_t now_ms) {
+    static constexpr struct {
+        dp::Drop drop;
+        const char* advice;
+    } kWatched[] = {
+        {dp::Drop::nat_ports_exhausted, "no free full-NAT source port: add addresses/workers or shorten timeouts"},
+        {dp::Drop::flow_table_full, "flow table full: raise workers.flow_capacity or shorten timeouts"},
+        {dp::Drop::handoff_full, "hand-off ring between workers full: workers are overloaded"},
+        {dp::Drop::no_neighbour, "next hop did not answer ARP in time"},
+        {dp::Drop::no_backend, "a VIP has no usable backend"},
+    };
+    if (now_ms - last_drop_check_ms_ < 10'000) return;
+    last_drop_check_ms_ = now_ms;
+    for (const auto& wd : kWatched) {
+        uint64_t total = 0;
+        for (auto& w : dp_.workers()) total += dp::read_relaxed(w->counters.drops[size_t(wd.drop)]);
+        uint64_t& last = last_drop_totals_[size_t(wd.drop)];
+        if (total > last)
+            FERRY_LOG(WARNING, "%lu packet(s) dropped (%s) in the last 10 s: %s", (unsigned long)(total - last),
+                      dp::to_string(wd.drop), wd.advice);
+        last = total;
+    }
+}
+
 void ControlPlane::tick_drains(uint64_t now_ms) {
     bool changed = false;
     for (const auto& [pair, since] : drain_started_) {
@@ -403,6 +429,7 @@ void ControlPlane::run(const std::atomic<bool>& stop, std::atomic<bool>& reload)
             tick_health(now);
             tick_passive(now);
             tick_drains(now);
+            tick_drop_warnings(now);
             reclaim(false);
             last_tick = now;
         }

@@ -3,6 +3,7 @@
 // old ones after an RCU grace period, and keeps next hops resolved.
 #pragma once
 
+#include <array>
 #include <atomic>
 #include <chrono>
 #include <cstdint>
@@ -86,6 +87,7 @@ private:
     void tick_health(uint64_t now_ms);
     void tick_passive(uint64_t now_ms);
     void tick_drains(uint64_t now_ms);
+    void tick_drop_warnings(uint64_t now_ms);
     std::vector<dp::VipBackend> pairs_of(const health::TargetKey& key) const;
     const VipConfig& find_vip_config(const std::string& name) const;
     const BackendConfig& find_backend_config(const VipConfig& vip, const std::string& backend) const;
@@ -123,6 +125,8 @@ private:
     };
     std::map<uint32_t, PassiveSample> passive_;              // by backend id
     uint64_t last_passive_ms_ = 0;
+    uint64_t last_drop_check_ms_ = 0;
+    std::array<uint64_t, dp::kDropCount> last_drop_totals_{};
     std::unique_ptr<ops::ControlServer> server_;
     std::unique_ptr<ops::MetricsServer> metrics_;
     std::vector<BackendRow> rows_;             // guarded by view_mutex_
