@@ -6,7 +6,7 @@ set -euo pipefail
 packages=(
   # build
   g++ meson ninja-build pkg-config
-  libdpdk-dev dpdk libconfig++-dev
+  libdpdk-dev dpdk dpdk-dev libconfig++-dev
   libgtest-dev libgmock-dev libbenchmark-dev
   libcpp-httplib-dev nlohmann-json3-dev libcli11-dev libsystemd-dev
   # tests, demo and benchmarks
