@@ -69,6 +69,33 @@ struct FlowTimeouts {
     uint32_t udp = 30;
 };
 
+// Which server's metric names a load scrape reads (see balance/prom_parser.hpp).
+enum class LoadMetricsFormat : uint8_t { vllm, tgi, triton };
+// How the series of a queue or batch metric (one per engine, model, ...) fold into one value.
+enum class LoadAggregate : uint8_t { sum, max };
+
+// Load-aware weights for a VIP's backends: scrape each backend's Prometheus metrics and scale its
+// weight by a factor in [floor, 1] that falls as its queue grows or its KV cache fills. The
+// tuning fields mirror balance::LoadFactorConfig and have its defaults.
+struct LoadAwareConfig {
+    bool enabled = false;            // a VIP without a load_aware group: off
+    LoadMetricsFormat format = LoadMetricsFormat::vllm;
+    std::string path = "/metrics";   // starts with '/'
+    uint16_t port = 0;               // 0 = the backend's own port
+    uint32_t interval_ms = 1000;     // 100..3600000
+    uint32_t timeout_ms = 500;       // 10..3600000, <= interval_ms
+    double floor = 0.1;              // 0..1: smallest factor
+    double target_queue = 4.0;       // > 0 (at most 1e6): waiting requests that halve the factor
+    double kv_threshold = 0.8;       // 0..1 (excl. 1): KV cache usage where its term starts to fall
+    double queue_weight = 1.0;       // 0..1: how much the queue can take away
+    double kv_weight = 1.0;          // 0..1: how much KV cache pressure can take away
+    double smoothing = 0.3;          // (0, 1]: EWMA weight of the newest scrape; 1 = none
+    double hysteresis = 0.05;        // 0..1: publish a new factor when it moved this far
+    LoadAggregate aggregate = LoadAggregate::sum;  // queue/running series; KV usage always takes the max
+
+    friend bool operator==(const LoadAwareConfig&, const LoadAwareConfig&) = default;
+};
+
 struct BackendConfig {
     Endpoint endpoint;               // address and port of the AI server
     uint32_t weight = 100;           // 0..65535; 0 = no new flows
@@ -88,6 +115,8 @@ struct VipConfig {
     HealthCheckConfig health;        // default for its backends
     DownFlowPolicy down_flows = DownFlowPolicy::keep;
     uint32_t drain_timeout_s = 600;  // how long drained backends keep their flows
+    LoadAwareConfig load_aware;      // off unless the VIP has a load_aware group
+    uint32_t slow_start_s = 0;       // 0..3600: ramp of a new or recovered backend; 0 = off
     std::vector<BackendConfig> backends;  // at least one
     SourceLoc loc;
 };

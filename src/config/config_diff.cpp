@@ -34,6 +34,8 @@ void diff_vip(const VipConfig& a, const VipConfig& b, std::vector<std::string>& 
     changed(!same_health(a.health, b.health), "health check");
     changed(a.down_flows != b.down_flows, "down_flows");
     changed(a.drain_timeout_s != b.drain_timeout_s, "drain_timeout");
+    changed(a.load_aware != b.load_aware, "load_aware");
+    changed(a.slow_start_s != b.slow_start_s, "slow_start");
 
     std::map<Endpoint, const BackendConfig*> old_b, new_b;
     for (const auto& x : a.backends) old_b[x.endpoint] = &x;

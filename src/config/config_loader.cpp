@@ -11,6 +11,8 @@
 #include <algorithm>
 #include <array>
 #include <cerrno>
+#include <cmath>
+#include <cstdio>
 #include <cstring>
 #include <exception>
 #include <filesystem>
@@ -46,11 +48,16 @@ constexpr std::array kWorkerKeys = {"burst_size"sv, "flow_capacity"sv, "rx_descr
 constexpr std::array kControlKeys = {"socket"sv, "socket_group"sv, "metrics_listen"sv};
 constexpr std::array kVipKeys = {"name"sv, "address"sv, "port"sv, "protocol"sv, "mode"sv,
                                  "scheduler"sv, "hash"sv, "table_size"sv, "timeouts"sv, "health"sv,
-                                 "down_flows"sv, "drain_timeout"sv, "backends"sv};
+                                 "down_flows"sv, "drain_timeout"sv, "load_aware"sv, "slow_start"sv,
+                                 "backends"sv};
 constexpr std::array kTimeoutKeys = {"tcp_syn"sv, "tcp_established"sv, "tcp_closing"sv, "udp"sv};
 constexpr std::array kHealthKeys = {"type"sv, "port"sv, "path"sv, "expect_status"sv,
                                     "interval_ms"sv, "timeout_ms"sv, "rise"sv, "fall"sv};
 constexpr std::array kBackendKeys = {"address"sv, "port"sv, "weight"sv, "health"sv};
+constexpr std::array kLoadAwareKeys = {"enabled"sv,      "format"sv,       "path"sv,         "port"sv,
+                                       "interval_ms"sv,  "timeout_ms"sv,   "floor"sv,        "target_queue"sv,
+                                       "kv_threshold"sv, "queue_weight"sv, "kv_weight"sv,    "smoothing"sv,
+                                       "hysteresis"sv,   "aggregate"sv};
 
 // One accepted spelling of an enum-valued key.
 template <typename E>
@@ -74,6 +81,11 @@ constexpr std::array<EnumName<HealthCheckKind>, 3> kHealthKinds = {{{"tcp", Heal
                                                                     {"none", HealthCheckKind::none}}};
 constexpr std::array<EnumName<DownFlowPolicy>, 2> kDownFlows = {{{"keep", DownFlowPolicy::keep},
                                                                  {"drop", DownFlowPolicy::drop}}};
+constexpr std::array<EnumName<LoadMetricsFormat>, 3> kLoadFormats = {{{"vllm", LoadMetricsFormat::vllm},
+                                                                      {"tgi", LoadMetricsFormat::tgi},
+                                                                      {"triton", LoadMetricsFormat::triton}}};
+constexpr std::array<EnumName<LoadAggregate>, 2> kLoadAggregates = {{{"sum", LoadAggregate::sum},
+                                                                     {"max", LoadAggregate::max}}};
 
 constexpr long long kMaxTimeout = 604800;       // one week
 constexpr long long kMaxIntervalMs = 3600000;   // one hour
@@ -81,6 +93,9 @@ constexpr std::size_t kIfNameMax = 15;          // IFNAMSIZ - 1
 constexpr std::size_t kSunPathMax = 107;        // sizeof(sockaddr_un::sun_path) - 1
 constexpr long long kMinTableSize = 13;
 constexpr long long kMaxTableSize = 4194301;
+constexpr long long kMaxSlowStart = 3600;       // one hour
+constexpr long long kMinLoadIntervalMs = 100;   // a scrape parses a whole /metrics page
+constexpr double kMaxTargetQueue = 1e6;
 
 const char* type_name(Setting::Type t) {
     switch (t) {
@@ -103,6 +118,16 @@ bool is_prime(long long n) {
     for (long long d = 3; d * d <= n; d += 2)
         if (n % d == 0) return false;
     return true;
+}
+
+// A float bound or value as an operator would write it: "1000000" rather than "1e+06".
+std::string number_text(double v) {
+    char buf[64];
+    if (std::isfinite(v) && v == std::trunc(v) && std::abs(v) < 1e15)
+        std::snprintf(buf, sizeof(buf), "%.0f", v);
+    else
+        std::snprintf(buf, sizeof(buf), "%g", v);
+    return buf;
 }
 
 bool all_digits(std::string_view s) {
@@ -345,6 +370,62 @@ private:
     template <typename T>
     void set_int(const Setting& g, const char* key, long long lo, long long hi, T& out) {
         if (auto v = integer(opt(g, key), lo, hi)) out = static_cast<T>(*v);
+    }
+
+    // Whether a floating-point key's bound is part of its range.
+    enum class Bound : uint8_t { closed, open };
+
+    // A number written as a float or an integer ("floor = 1;" is as good as "floor = 1.0;"), in the
+    // range from lo to hi, each bound included or not.
+    std::optional<double> real(const Setting* s, double lo, double hi, Bound lo_bound = Bound::closed,
+                               Bound hi_bound = Bound::closed) {
+        if (!s) return std::nullopt;
+        double v = 0;
+        std::string written;  // the literal as written, when libconfig wrapped it
+        bool too_wide = false;  // an integer past 64 bits: out of any range
+        if (s->getType() == Setting::TypeFloat) {
+            v = static_cast<double>(*s);
+        } else if (s->getType() == Setting::TypeInt64) {
+            v = static_cast<double>(static_cast<long long>(*s));
+        } else if (s->getType() == Setting::TypeInt) {
+            long long i = static_cast<int>(*s);
+            // The same wrapped-literal check as integer(): judge what was written.
+            const int line = static_cast<int>(s->getSourceLine());
+            const auto* lit = wide_.find(s->getSourceFile(), line, key_of(*s));
+            if (lit && !lit->value && (i == -1 || i == 0)) {
+                too_wide = true;
+                written = lit->text;
+            } else if (lit && lit->value && static_cast<int32_t>(static_cast<uint32_t>(*lit->value)) == i) {
+                i = *lit->value;
+                written = lit->text;
+            }
+            v = static_cast<double>(i);
+        } else {
+            const char* hint = "";
+            if (s->getType() == Setting::TypeString) hint = " (write the number without quotes)";
+            error(*s, "'" + key_of(*s) + "' must be a number, not " + type_name(s->getType()) + hint);
+            return std::nullopt;
+        }
+        const bool lo_ok = lo_bound == Bound::closed ? v >= lo : v > lo;
+        const bool hi_ok = hi_bound == Bound::closed ? v <= hi : v < hi;
+        if (too_wide || !std::isfinite(v) || !lo_ok || !hi_ok) {
+            std::string msg = "'" + key_of(*s) + "' = " + (written.empty() ? number_text(v) : written);
+            if (lo_bound == Bound::closed && hi_bound == Bound::closed) {
+                msg += " is out of range " + number_text(lo) + ".." + number_text(hi);
+            } else {
+                const char* above = lo_bound == Bound::closed ? "at least " : "greater than ";
+                const char* below = hi_bound == Bound::closed ? "at most " : "less than ";
+                msg += std::string(" must be ") + above + number_text(lo) + " and " + below + number_text(hi);
+            }
+            error(*s, std::move(msg));
+            return std::nullopt;
+        }
+        return v;
+    }
+
+    template <typename... Bounds>
+    void set_real(const Setting& g, const char* key, double lo, double hi, double& out, Bounds... bounds) {
+        if (auto v = real(opt(g, key), lo, hi, bounds...)) out = *v;
     }
 
     std::optional<std::string> string(const Setting* s) {
@@ -607,14 +688,7 @@ private:
         check_keys(g, kHealthKeys, context);
         if (auto kind = enumerated(opt(g, "type"), kHealthKinds)) h.kind = *kind;
         set_int(g, "port", 0, 65535, h.port);
-        if (auto path = string(opt(g, "path"))) {
-            if (!path->starts_with('/'))
-                error(g["path"], "'path' = \"" + *path + "\" must start with '/'");
-            else if (std::any_of(path->begin(), path->end(), [](char c) { return c <= ' ' || c == 0x7f; }))
-                error(g["path"], "'path' = \"" + *path + "\" must not contain spaces or control characters");
-            else
-                h.path = *path;
-        }
+        if (auto path = url_path(opt(g, "path"))) h.path = *path;
         set_int(g, "expect_status", 100, 599, h.expect_status);
         const Setting* interval_setting = opt(g, "interval_ms");
         const Setting* timeout_setting = opt(g, "timeout_ms");
@@ -638,6 +712,55 @@ private:
         }
         set_int(g, "rise", 1, 100, h.rise);
         set_int(g, "fall", 1, 100, h.fall);
+    }
+
+    // The path of an HTTP request: "/..." without spaces or control characters.
+    std::optional<std::string> url_path(const Setting* s) {
+        auto path = string(s);
+        if (!path) return std::nullopt;
+        if (!path->starts_with('/')) {
+            error(*s, "'" + key_of(*s) + "' = \"" + *path + "\" must start with '/'");
+            return std::nullopt;
+        }
+        if (std::any_of(path->begin(), path->end(), [](char c) { return c <= ' ' || c == 0x7f; })) {
+            error(*s,
+                  "'" + key_of(*s) + "' = \"" + *path + "\" must not contain spaces or control characters");
+            return std::nullopt;
+        }
+        return path;
+    }
+
+    // A VIP's load_aware group. Writing the group turns the feature on unless it says enabled = false;
+    // every key is checked either way.
+    LoadAwareConfig parse_load_aware(const Setting& g) {
+        LoadAwareConfig c;
+        c.enabled = true;
+        check_keys(g, kLoadAwareKeys, "in load_aware");
+        if (auto on = boolean(opt(g, "enabled"))) c.enabled = *on;
+        if (auto format = enumerated(opt(g, "format"), kLoadFormats)) c.format = *format;
+        if (auto path = url_path(opt(g, "path"))) c.path = *path;
+        set_int(g, "port", 0, 65535, c.port);
+        const Setting* interval_setting = opt(g, "interval_ms");
+        const Setting* timeout_setting = opt(g, "timeout_ms");
+        const auto interval = integer(interval_setting, kMinLoadIntervalMs, kMaxIntervalMs);
+        const auto timeout = integer(timeout_setting, 10, kMaxIntervalMs);
+        if (interval) c.interval_ms = static_cast<uint32_t>(*interval);
+        if (timeout) c.timeout_ms = static_cast<uint32_t>(*timeout);
+        // A bad member has been reported already; judge the pair only when both are good.
+        const bool already_bad = (interval_setting && !interval) || (timeout_setting && !timeout);
+        if (!already_bad && c.timeout_ms > c.interval_ms)
+            error(timeout_setting ? *timeout_setting : interval_setting ? *interval_setting : g,
+                  "load_aware 'timeout_ms' (" + std::to_string(c.timeout_ms) +
+                      ") must not exceed 'interval_ms' (" + std::to_string(c.interval_ms) + ")");
+        set_real(g, "floor", 0.0, 1.0, c.floor);
+        set_real(g, "target_queue", 0.0, kMaxTargetQueue, c.target_queue, Bound::open, Bound::closed);
+        set_real(g, "kv_threshold", 0.0, 1.0, c.kv_threshold, Bound::closed, Bound::open);
+        set_real(g, "queue_weight", 0.0, 1.0, c.queue_weight);
+        set_real(g, "kv_weight", 0.0, 1.0, c.kv_weight);
+        set_real(g, "smoothing", 0.0, 1.0, c.smoothing, Bound::open, Bound::closed);
+        set_real(g, "hysteresis", 0.0, 1.0, c.hysteresis);
+        if (auto agg = enumerated(opt(g, "aggregate"), kLoadAggregates)) c.aggregate = *agg;
+        return c;
     }
 
     std::optional<uint32_t> table_size(const Setting* s) {
@@ -704,6 +827,8 @@ private:
         if (const Setting* h = group(opt(g, "health"))) parse_health(*h, v.health, "in VIP health");
         if (auto down = enumerated(opt(g, "down_flows"), kDownFlows)) v.down_flows = *down;
         set_int(g, "drain_timeout", 0, 86400, v.drain_timeout_s);
+        if (const Setting* la = group(opt(g, "load_aware"))) v.load_aware = parse_load_aware(*la);
+        set_int(g, "slow_start", 0, kMaxSlowStart, v.slow_start_s);
 
         const Setting* backends = opt(g, "backends");
         if (!backends) {

@@ -5,9 +5,11 @@
 #include <time.h>
 #include <unistd.h>
 
+#include <cmath>
 #include <cstring>
 #include <set>
 
+#include "balance/load_factor.hpp"
 #include "config/config_diff.hpp"
 #include "config/config_loader.hpp"
 #include "dataplane/log.hpp"
@@ -36,6 +38,7 @@ ControlPlane::~ControlPlane() {
     if (metrics_) metrics_->stop();
     if (server_) server_->stop();
     checker_.stop();
+    load_scraper_.stop();
     reclaim(true);
 }
 
@@ -130,6 +133,8 @@ void ControlPlane::start() {
     announce();
     checker_.set_targets(*cfg_);
     checker_.start();
+    load_scraper_.set_targets(*cfg_);
+    load_scraper_.start();
     if (!cfg_->control.socket_path.empty()) {
         server_ = std::make_unique<ops::ControlServer>(
             cfg_->control, [this](const nlohmann::json& req) { return handle(req); }, ops::ControlServer::Limits{},
@@ -173,6 +178,7 @@ void ControlPlane::tick_health(uint64_t) {
             FERRY_LOG(NOTICE, "backend %s in VIP %s: %s -> %s (%s: %s)", ids_.backend(pair.second).to_string().c_str(),
                       current_->vips[pair.first].name.c_str(), dp::to_string(cur), dp::to_string(next),
                       ev.target.to_string().c_str(), ev.reason.c_str());
+            if (next == dp::BackendState::up) begin_slow_start(pair, "recovered");
             cur = next;
             changed = true;
         }
@@ -235,6 +241,70 @@ void ControlPlane::tick_drop_warnings(uint64_t now_ms) {
     }
 }
 
+// Load-aware weights: take the scraper's new factors (by backend endpoint).
+void ControlPlane::tick_load(uint64_t) {
+    for (const auto& ev : load_scraper_.take_events()) {
+        uint32_t bid = ids_.find_backend(ev.backend);
+        if (bid == dp::kNone) continue;
+        double old = load_factor_.count(bid) ? load_factor_[bid] : 1.0;
+        load_factor_[bid] = ev.factor;
+        load_reason_[bid] = ev.reason;
+        if (std::abs(old - ev.factor) >= 0.01)
+            FERRY_LOG(INFO, "backend %s load factor %.2f -> %.2f (%s)", ev.backend.to_string().c_str(), old, ev.factor,
+                      ev.reason.c_str());
+    }
+}
+
+const VipConfig* ControlPlane::vip_config(uint32_t vid) const {
+    for (const auto& v : cfg_->vips)
+        if (ids_.find_vip(v.endpoint, v.proto) == vid) return &v;
+    return nullptr;
+}
+
+void ControlPlane::begin_slow_start(dp::VipBackend pair, const char* why) {
+    const VipConfig* v = vip_config(pair.first);
+    if (!v || v->slow_start_s == 0) return;
+    slow_start_since_[pair] = monotonic_ms();
+    FERRY_LOG(INFO, "backend %s in VIP %s %s: slow start over %u s", ids_.backend(pair.second).to_string().c_str(),
+              v->name.c_str(), why, v->slow_start_s);
+}
+
+// Weight factors: slow start ramps and load-aware factors, multiplied, into
+// each (VIP, backend)'s admin entry; a snapshot is published when one moved.
+void ControlPlane::tick_factors(uint64_t now_ms) {
+    if (now_ms - last_factor_ms_ < 500) return;
+    last_factor_ms_ = now_ms;
+    bool changed = false;
+    for (const auto& v : cfg_->vips) {
+        uint32_t vid = ids_.vip_id(v.endpoint, v.proto);
+        for (const auto& b : v.backends) {
+            uint32_t bid = ids_.backend_id(b.endpoint);
+            dp::VipBackend pair{vid, bid};
+            double factor = 1.0;
+            auto ss = slow_start_since_.find(pair);
+            if (ss != slow_start_since_.end()) {
+                auto elapsed = std::chrono::milliseconds(now_ms - ss->second);
+                factor = balance::slow_start_factor(elapsed, std::chrono::seconds(v.slow_start_s));
+                if (factor >= 1.0) {
+                    slow_start_since_.erase(ss);
+                    FERRY_LOG(INFO, "backend %s in VIP %s: slow start done, full weight", b.endpoint.to_string().c_str(),
+                              v.name.c_str());
+                }
+            }
+            if (v.load_aware.enabled) {
+                auto lf = load_factor_.find(bid);
+                if (lf != load_factor_.end()) factor *= lf->second;
+            }
+            auto a = runtime_.admin.find(pair);
+            double old = a == runtime_.admin.end() ? 1.0 : a->second.weight_factor;
+            if (std::abs(old - factor) < 1e-9) continue;
+            runtime_.admin[pair].weight_factor = factor;
+            changed = true;
+        }
+    }
+    if (changed) publish();
+}
+
 void ControlPlane::tick_drains(uint64_t now_ms) {
     bool changed = false;
     for (const auto& [pair, since] : drain_started_) {
@@ -277,6 +347,27 @@ void ControlPlane::on_config_applied(const Config& old) {
             FERRY_LOG(NOTICE, "backend %s left the config: draining, existing flows kept up to %u s",
                       b.endpoint.to_string().c_str(), v.drain_timeout_s);
         }
+    std::map<dp::VipBackend, uint32_t> before;  // -> weight in the old file
+    for (const auto& v : old.vips)
+        for (const auto& b : v.backends) before[{ids_.vip_id(v.endpoint, v.proto), ids_.backend_id(b.endpoint)}] = b.weight;
+    // An operator's `ferryctl weight` holds until the file changes that weight.
+    for (const auto& v : cfg_->vips)
+        for (const auto& b : v.backends) {
+            dp::VipBackend pair{ids_.vip_id(v.endpoint, v.proto), ids_.backend_id(b.endpoint)};
+            auto it = before.find(pair);
+            auto a = runtime_.admin.find(pair);
+            if (it != before.end() && it->second != b.weight && a != runtime_.admin.end() && a->second.weight_override) {
+                a->second.weight_override.reset();
+                FERRY_LOG(INFO, "backend %s in VIP %s: the file's new weight %u replaces the operator's", 
+                          b.endpoint.to_string().c_str(), v.name.c_str(), b.weight);
+            }
+        }
+    for (const auto& v : cfg_->vips)
+        for (const auto& b : v.backends) {
+            dp::VipBackend pair{ids_.vip_id(v.endpoint, v.proto), ids_.backend_id(b.endpoint)};
+            if (!before.count(pair)) begin_slow_start(pair, "added");
+        }
+    load_scraper_.set_targets(*cfg_);
     for (uint32_t bid : now_used) {
         removed_since_.erase(bid);
         removed_timeout_s_.erase(bid);
@@ -290,6 +381,16 @@ std::string ControlPlane::reason_of(uint32_t vid, uint32_t bid) const {
         if (a->second.cut) return "drain timed out: flows cut";
         if (a->second.drained) return "drained by operator";
         if (a->second.weight_override) return "weight set by operator";
+        if (a->second.weight_factor < 1.0) {
+            std::string why;
+            if (slow_start_since_.count({vid, bid})) why = "slow start";
+            auto lr = load_reason_.find(bid);
+            if (lr != load_reason_.end() && load_factor_.count(bid) && load_factor_.at(bid) < 1.0)
+                why += (why.empty() ? "" : "; ") + lr->second;
+            char buf[48];
+            snprintf(buf, sizeof buf, " (factor %.2f)", a->second.weight_factor);
+            return why + buf;
+        }
     }
     auto r = health_reason_.find({vid, bid});
     return r == health_reason_.end() ? "" : r->second;
@@ -429,6 +530,8 @@ void ControlPlane::run(const std::atomic<bool>& stop, std::atomic<bool>& reload)
             tick_health(now);
             tick_passive(now);
             tick_drains(now);
+            tick_load(now);
+            tick_factors(now);
             tick_drop_warnings(now);
             reclaim(false);
             last_tick = now;

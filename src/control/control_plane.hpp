@@ -20,6 +20,7 @@
 #include "dataplane/log.hpp"
 #include "dataplane/snapshot.hpp"
 #include "health/health_checker.hpp"
+#include "health/load_scraper.hpp"
 #include "ops/control_server.hpp"
 #include "ops/metrics_server.hpp"
 
@@ -88,6 +89,10 @@ private:
     void tick_passive(uint64_t now_ms);
     void tick_drains(uint64_t now_ms);
     void tick_drop_warnings(uint64_t now_ms);
+    void tick_factors(uint64_t now_ms);
+    void tick_load(uint64_t now_ms);
+    void begin_slow_start(dp::VipBackend pair, const char* why);
+    const VipConfig* vip_config(uint32_t vid) const;
     std::vector<dp::VipBackend> pairs_of(const health::TargetKey& key) const;
     const VipConfig& find_vip_config(const std::string& name) const;
     const BackendConfig& find_backend_config(const VipConfig& vip, const std::string& backend) const;
@@ -116,6 +121,11 @@ private:
     std::chrono::steady_clock::time_point started_ = std::chrono::steady_clock::now();
 
     health::HealthChecker checker_;
+    health::LoadScraper load_scraper_;
+    std::map<uint32_t, double> load_factor_;                 // by backend id: published load factor
+    std::map<uint32_t, std::string> load_reason_;            // ... and why
+    std::map<dp::VipBackend, uint64_t> slow_start_since_;    // ramps in progress, ms
+    uint64_t last_factor_ms_ = 0;
     std::map<dp::VipBackend, std::string> health_reason_;    // last transition's cause
     std::map<dp::VipBackend, uint64_t> drain_started_;       // operator drains and removals, ms
     std::map<uint32_t, uint64_t> removed_since_;             // backends in no VIP: since when (ms)

@@ -17,7 +17,6 @@ const char* to_string(Drop d) {
         case Drop::tx_full: return "tx_full";
         case Drop::handoff_full: return "handoff_full";
         case Drop::exception_unavailable: return "exception_unavailable";
-        case Drop::stale_flow: return "stale_flow";
         case Drop::icmp_unhandled: return "icmp_unhandled";
         default: return "unknown";
     }

@@ -25,7 +25,6 @@ enum class Drop : uint8_t {
     tx_full,               // TX queue refused the packet
     handoff_full,          // ring to the owning worker was full
     exception_unavailable, // host traffic but no exception interface on that port
-    stale_flow,            // flow refers to a backend the snapshot no longer knows
     icmp_unhandled,        // ICMP to Ferry other than echo request
     count_
 };

@@ -40,7 +40,7 @@ SHARE_TOLERANCE = 0.09
 # Drop reasons that must never grow while only the configuration changes:
 # any of them would mean a packet of an existing or new flow was lost.
 LOSS_DROPS = ("drop_tcp_no_flow", "drop_no_backend", "drop_no_neighbour", "drop_flow_table_full",
-              "drop_stale_flow", "drop_tx_full", "drop_handoff_full", "drop_nat_ports_exhausted",
+              "drop_tx_full", "drop_handoff_full", "drop_nat_ports_exhausted",
               "drop_no_route")
 HOST_BACKEND_ADDR = HOST_ADDRS["fe-host-be"].split("/")[0]
 
