@@ -59,6 +59,24 @@ TEST(ConfigDiff, VipsAddedRemovedAndSettings) {
     EXPECT_TRUE(has(back.changes, "VIP embed (10.0.0.101:80/tcp) removed"));
 }
 
+TEST(ConfigDiff, LoadAwareAndSlowStart) {
+    Config next = base();
+    next.vips[0].load_aware.enabled = true;
+    auto d = diff_configs(base(), next);
+    EXPECT_TRUE(d.restart_needed.empty());
+    ASSERT_EQ(d.changes.size(), 1u);
+    EXPECT_EQ(d.changes[0], "VIP chat (10.0.0.100:80/tcp): load_aware changed");
+
+    Config tuned = next;
+    tuned.vips[0].load_aware.target_queue = 8.0;
+    tuned.vips[0].slow_start_s = 30;
+    d = diff_configs(next, tuned);
+    EXPECT_EQ(d.changes.size(), 2u);
+    EXPECT_TRUE(has(d.changes, "VIP chat (10.0.0.100:80/tcp): load_aware changed"));
+    EXPECT_TRUE(has(d.changes, "VIP chat (10.0.0.100:80/tcp): slow_start changed"));
+    EXPECT_TRUE(diff_configs(tuned, tuned).empty());
+}
+
 TEST(ConfigDiff, PortsWorkersAndControlNeedRestart) {
     Config next = base();
     next.ports[0].mtu = 9000;

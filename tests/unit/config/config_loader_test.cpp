@@ -1,6 +1,7 @@
 #include "config/config_loader.hpp"
 
 #include <algorithm>
+#include <fstream>
 #include <string>
 #include <vector>
 
@@ -786,6 +787,210 @@ TEST(ConfigVips, MoreBackendsThanMaglevSlots) {
     const auto text = replaced(replaced(kMinimal, "{ address = \"10.0.1.5\"; port = 8000; }", list),
                                "port = 80;", "port = 80; table_size = 13;");
     expect_one_error(text, "table_size", "has 14 backends, more than its Maglev 'table_size' 13");
+}
+
+// ---- load-aware weights and slow start ---------------------------------------------------------
+
+TEST(ConfigLoadAware, OffByDefault) {
+    const auto r = load(kMinimal);
+    const Config& c = expect_ok(r);
+    ASSERT_EQ(c.vips.size(), 1u);
+    const LoadAwareConfig& la = c.vips[0].load_aware;
+    const LoadAwareConfig defaults;
+    EXPECT_FALSE(la.enabled);
+    EXPECT_EQ(la, defaults);
+    EXPECT_EQ(la.format, LoadMetricsFormat::vllm);
+    EXPECT_EQ(la.path, "/metrics");
+    EXPECT_EQ(la.port, 0);
+    EXPECT_EQ(la.interval_ms, 1000u);
+    EXPECT_EQ(la.timeout_ms, 500u);
+    EXPECT_DOUBLE_EQ(la.floor, 0.1);
+    EXPECT_DOUBLE_EQ(la.target_queue, 4.0);
+    EXPECT_DOUBLE_EQ(la.kv_threshold, 0.8);
+    EXPECT_DOUBLE_EQ(la.queue_weight, 1.0);
+    EXPECT_DOUBLE_EQ(la.kv_weight, 1.0);
+    EXPECT_DOUBLE_EQ(la.smoothing, 0.3);
+    EXPECT_DOUBLE_EQ(la.hysteresis, 0.05);
+    EXPECT_EQ(la.aggregate, LoadAggregate::sum);
+    EXPECT_EQ(c.vips[0].slow_start_s, 0u);
+}
+
+TEST(ConfigLoadAware, EveryKeyCanBeSetAndIntegersAreFloats) {
+    const auto text = replaced(kMinimal, "port = 80;", R"(port = 80; slow_start = 45;
+    load_aware = { enabled = true; format = "tgi"; path = "/m"; port = 9100; interval_ms = 100;
+                   timeout_ms = 100; floor = 0; target_queue = 8; kv_threshold = 0.5; queue_weight = 0.5;
+                   kv_weight = 0; smoothing = 1; hysteresis = 0.1; aggregate = "max"; };)");
+    const auto r = load(text);
+    const Config& c = expect_ok(r);
+    ASSERT_EQ(c.vips.size(), 1u);
+    const LoadAwareConfig& la = c.vips[0].load_aware;
+    EXPECT_TRUE(la.enabled);
+    EXPECT_EQ(la.format, LoadMetricsFormat::tgi);
+    EXPECT_EQ(la.path, "/m");
+    EXPECT_EQ(la.port, 9100);
+    EXPECT_EQ(la.interval_ms, 100u);
+    EXPECT_EQ(la.timeout_ms, 100u);
+    EXPECT_DOUBLE_EQ(la.floor, 0.0);
+    EXPECT_DOUBLE_EQ(la.target_queue, 8.0);
+    EXPECT_DOUBLE_EQ(la.kv_threshold, 0.5);
+    EXPECT_DOUBLE_EQ(la.queue_weight, 0.5);
+    EXPECT_DOUBLE_EQ(la.kv_weight, 0.0);
+    EXPECT_DOUBLE_EQ(la.smoothing, 1.0);
+    EXPECT_DOUBLE_EQ(la.hysteresis, 0.1);
+    EXPECT_EQ(la.aggregate, LoadAggregate::max);
+    EXPECT_EQ(c.vips[0].slow_start_s, 45u);
+
+    const auto triton = replaced(kMinimal, "port = 80;", "port = 80; load_aware = { format = \"triton\"; "
+                                                         "target_queue = 2.5e1; floor = 1L; };");
+    const auto rt = load(triton);
+    const LoadAwareConfig& t = expect_ok(rt).vips.at(0).load_aware;
+    EXPECT_EQ(t.format, LoadMetricsFormat::triton);
+    EXPECT_DOUBLE_EQ(t.target_queue, 25.0);
+    EXPECT_DOUBLE_EQ(t.floor, 1.0);
+}
+
+TEST(ConfigLoadAware, TheGroupTurnsItOnUnlessDisabled) {
+    const auto on = replaced(kMinimal, "port = 80;", "port = 80; load_aware = {};");
+    const auto ra = load(on);
+    const LoadAwareConfig& a = expect_ok(ra).vips.at(0).load_aware;
+    EXPECT_TRUE(a.enabled);
+    EXPECT_EQ(a.format, LoadMetricsFormat::vllm);
+    const auto off =
+        replaced(kMinimal, "port = 80;", "port = 80; load_aware = { enabled = false; format = \"tgi\"; };");
+    const auto rb = load(off);
+    const LoadAwareConfig& b = expect_ok(rb).vips.at(0).load_aware;
+    EXPECT_FALSE(b.enabled);
+    EXPECT_EQ(b.format, LoadMetricsFormat::tgi);
+    // Disabled or not, every key is checked.
+    expect_one_error(
+        replaced(kMinimal, "port = 80;", "port = 80; load_aware = { enabled = false; floor = 2; };"), "floor",
+        "'floor' = 2 is out of range 0..1");
+}
+
+TEST(ConfigLoadAware, UnknownKeysAndTypos) {
+    const auto at = [](const std::string& body) {
+        return replaced(kMinimal, "port = 80;", "port = 80;\n    load_aware = { " + body + " };");
+    };
+    expect_one_error(at("intervall_ms = 500;"), "intervall_ms",
+                     "unknown key 'intervall_ms' in load_aware (did you mean 'interval_ms'?)");
+    expect_one_error(at("smothing = 0.5;"), "smothing",
+                     "unknown key 'smothing' in load_aware (did you mean 'smoothing'?)");
+    expect_one_error(at("expect_status = 200;"), "expect_status",
+                     "unknown key 'expect_status' in load_aware");
+    expect_one_error(replaced(kMinimal, "port = 80;", "port = 80; slow_strat = 5;"), "slow_strat",
+                     "unknown key 'slow_strat' in VIP (did you mean 'slow_start'?)");
+    expect_one_error(replaced(kMinimal, "port = 80;", "port = 80; load_awre = {};"), "load_awre",
+                     "unknown key 'load_awre' in VIP (did you mean 'load_aware'?)");
+    // load_aware belongs to the VIP, not to a backend.
+    expect_one_error(replaced(kMinimal, "port = 8000;", "port = 8000; load_aware = {};"), "load_aware",
+                     "unknown key 'load_aware' in backend");
+    const auto text = at("format = \"vlm\";");
+    expect_one_error(text, "vlm",
+                     "'format' = \"vlm\" is not one of \"vllm\", \"tgi\" or \"triton\" "
+                     "(did you mean \"vllm\"?)");
+    expect_one_error(at("aggregate = \"avg\";"), "avg",
+                     "'aggregate' = \"avg\" is not one of \"sum\" or \"max\"");
+}
+
+TEST(ConfigLoadAware, RangesAndTypes) {
+    struct Case {  // the body of a load_aware group, the key the error points at, and what it says
+        std::string body, at, message;
+    };
+    const std::vector<Case> cases = {
+        {"floor = 1.5;", "floor", "'floor' = 1.5 is out of range 0..1"},
+        {"floor = -0.1;", "floor", "'floor' = -0.1 is out of range 0..1"},
+        {"floor = 2;", "floor", "'floor' = 2 is out of range 0..1"},
+        {"target_queue = 0;", "target_queue",
+         "'target_queue' = 0 must be greater than 0 and at most 1000000"},
+        {"target_queue = 2e6;", "target_queue",
+         "'target_queue' = 2000000 must be greater than 0 and at most 1000000"},
+        {"kv_threshold = 1.0;", "kv_threshold", "'kv_threshold' = 1 must be at least 0 and less than 1"},
+        {"queue_weight = 1.01;", "queue_weight", "'queue_weight' = 1.01 is out of range 0..1"},
+        {"kv_weight = -1;", "kv_weight", "'kv_weight' = -1 is out of range 0..1"},
+        {"smoothing = 0.0;", "smoothing", "'smoothing' = 0 must be greater than 0 and at most 1"},
+        {"hysteresis = 1.5;", "hysteresis", "'hysteresis' = 1.5 is out of range 0..1"},
+        {"interval_ms = 99;", "interval_ms", "'interval_ms' = 99 is out of range 100..3600000"},
+        {"timeout_ms = 9;", "timeout_ms", "'timeout_ms' = 9 is out of range 10..3600000"},
+        {"interval_ms = 400;", "interval_ms",
+         "load_aware 'timeout_ms' (500) must not exceed 'interval_ms' (400)"},
+        {"timeout_ms = 1500;", "timeout_ms",
+         "load_aware 'timeout_ms' (1500) must not exceed 'interval_ms' (1000)"},
+        {"port = 65536;", "65536", "'port' = 65536 is out of range 0..65535"},
+        {"path = \"metrics\";", "path", "'path' = \"metrics\" must start with '/'"},
+        {"path = \"/a b\";", "path", "must not contain spaces or control characters"},
+        {"floor = \"0.5\";", "floor",
+         "'floor' must be a number, not a string (write the number without quotes)"},
+        {"floor = true;", "floor", "'floor' must be a number, not a boolean"},
+        {"interval_ms = 1000.0;", "interval_ms", "'interval_ms' must be an integer, not a float"},
+        {"enabled = \"yes\";", "enabled", "'enabled' must be a boolean (true or false), not a string"},
+        {"target_queue = 5000000000;", "target_queue",
+         "'target_queue' = 5000000000 must be greater than 0 and at most 1000000"},
+    };
+    for (const auto& c : cases) {
+        const auto text =
+            replaced(kMinimal, "port = 80;", "port = 80;\n    load_aware = { " + c.body + " };");
+        expect_one_error(text, c.at, c.message);
+    }
+    expect_one_error(replaced(kMinimal, "port = 80;", "port = 80; load_aware = true;"), "load_aware",
+                     "'load_aware' must be a group, not a boolean");
+    expect_one_error(replaced(kMinimal, "port = 80;", "port = 80; slow_start = 3601;"), "slow_start",
+                     "'slow_start' = 3601 is out of range 0..3600");
+    expect_one_error(replaced(kMinimal, "port = 80;", "port = 80; slow_start = 1.5;"), "slow_start",
+                     "'slow_start' must be an integer, not a float");
+    // A bad pair is reported once, by the bad member, not again as "timeout exceeds interval".
+    expect_one_error(
+        replaced(kMinimal, "port = 80;", "port = 80;\n load_aware = { interval_ms = 50; timeout_ms = 60; };"),
+        "interval_ms", "'interval_ms' = 50 is out of range 100..3600000");
+}
+
+TEST(ConfigLoadAware, EveryProblemInTheGroupIsReported) {
+    const auto text = replaced(kMinimal, "port = 80;", R"(port = 80;
+    load_aware = {
+      format = "prometheus";
+      floor = 3;
+      smoothing = 0;
+      colour = 1;
+    };)");
+    const auto r = load(text);
+    ASSERT_EQ(r.errors.size(), 4u) << all_errors(r);
+    EXPECT_EQ(r.errors[0].line, line_of(text, "format"));
+    EXPECT_EQ(r.errors[1].line, line_of(text, "floor"));
+    EXPECT_EQ(r.errors[2].line, line_of(text, "smoothing"));
+    EXPECT_EQ(r.errors[3].line, line_of(text, "colour"));
+}
+
+// The example block in conf/ferry.conf, uncommented, is a valid configuration with the defaults.
+TEST(ConfigLoadAware, ExampleBlockInTheShippedFileIsValid) {
+    const auto r0 = load_config_file("conf/ferry.conf");
+    ASSERT_TRUE(r0.ok()) << all_errors(r0);
+    EXPECT_FALSE(r0.config->vips.at(0).load_aware.enabled);
+    EXPECT_EQ(r0.config->vips.at(0).slow_start_s, 0u);
+
+    std::ifstream in("conf/ferry.conf");
+    ASSERT_TRUE(in) << "conf/ferry.conf";
+    std::string text, line;
+    bool inside = false;
+    int uncommented = 0;
+    while (std::getline(in, line)) {
+        if (line.find("# load_aware = {") != std::string::npos) inside = true;
+        if (inside) {
+            const auto hash = line.find("# ");
+            ASSERT_NE(hash, std::string::npos) << line;
+            line.erase(hash, 2);
+            ++uncommented;
+            if (line.find("slow_start") != std::string::npos) inside = false;
+        }
+        text += line + "\n";
+    }
+    EXPECT_GE(uncommented, 10);
+    const auto r = load_config_text(text, "ferry.conf");
+    ASSERT_TRUE(r.ok()) << all_errors(r);
+    const VipConfig& v = r.config->vips.at(0);
+    EXPECT_TRUE(v.load_aware.enabled);
+    LoadAwareConfig expected;
+    expected.enabled = true;
+    EXPECT_EQ(v.load_aware, expected);
+    EXPECT_EQ(v.slow_start_s, 30u);
 }
 
 }  // namespace
