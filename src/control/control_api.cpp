@@ -80,29 +80,13 @@ const BackendConfig& ControlPlane::find_backend_config(const VipConfig& vip, con
     throw std::runtime_error("VIP " + vip.name + " has no backend " + backend);
 }
 
-dp::BackendCounters ControlPlane::backend_counters(uint32_t id) const {
-    dp::BackendCounters s;
-    if (id >= dp::kMaxBackends) return s;
-    for (auto& w : dp_.workers()) {
-        const dp::BackendCounters& c = w->backend_counters[id];
-        s.packets += dp::read_relaxed(c.packets);
-        s.bytes += dp::read_relaxed(c.bytes);
-        s.new_flows += dp::read_relaxed(c.new_flows);
-        s.active_flows += dp::read_relaxed(c.active_flows);
-        s.syn_sent += dp::read_relaxed(c.syn_sent);
-        s.synack_seen += dp::read_relaxed(c.synack_seen);
-        s.rst_on_syn += dp::read_relaxed(c.rst_on_syn);
-    }
-    return s;
-}
-
 json ControlPlane::backend_json(const VipConfig& v, uint32_t vid, const BackendConfig& b) {
     uint32_t bid = ids_.backend_id(b.endpoint);
     auto h = runtime_.health.find({vid, bid});
     auto a = runtime_.admin.find({vid, bid});
     const dp::BackendHealth* health = h == runtime_.health.end() ? nullptr : &h->second;
     const dp::BackendAdmin* admin = a == runtime_.admin.end() ? nullptr : &a->second;
-    dp::BackendCounters c = backend_counters(bid);
+    dp::BackendCounters c = dp_.backend_totals(bid);
     json j;
     j["vip"] = v.name;
     j["address"] = b.endpoint.to_string();
@@ -151,13 +135,10 @@ json ControlPlane::handle(const json& req) {
         json vips = json::array();
         for (const auto& v : cfg_->vips) {
             uint32_t vid = ids_.vip_id(v.endpoint, v.proto);
-            uint64_t new_flows = 0, packets = 0;
-            for (auto& w : dp_.workers()) {
-                new_flows += dp::read_relaxed(w->vip_counters[vid].new_flows);
-                packets += dp::read_relaxed(w->vip_counters[vid].packets);
-            }
+            dp::VipCounters vc = dp_.vip_totals(vid);
+            uint64_t new_flows = vc.new_flows, packets = vc.packets;
             int64_t active = 0;
-            for (const auto& b : v.backends) active += backend_counters(ids_.backend_id(b.endpoint)).active_flows;
+            for (const auto& b : v.backends) active += dp_.backend_totals(ids_.backend_id(b.endpoint)).active_flows;
             vips.push_back({{"name", v.name},
                             {"address", v.endpoint.addr.to_string()},
                             {"port", v.endpoint.port},
@@ -185,34 +166,17 @@ json ControlPlane::handle(const json& req) {
     }
     if (cmd == "stats") {
         json counters = json::object(), drops = json::object(), workers = json::array();
-        dp::WorkerCounters total;
         for (auto& w : dp_.workers()) {
-            dp::WorkerCounters c = w->counters;  // racy copy: a report, not an invariant
-            json wj = {{"worker", w->index},        {"lcore", w->lcore},
-                       {"rx_packets", c.rx_packets}, {"tx_packets", c.tx_packets},
-                       {"flow_entries", c.flow_entries}, {"handoff_in", c.handoff_in},
-                       {"handoff_out", c.handoff_out}};
-            uint64_t d = 0;
-            for (uint64_t x : c.drops) d += x;
-            wj["drops"] = d;
-            workers.push_back(wj);
-#define FERRY_ADD(f) total.f += c.f
-            FERRY_ADD(rx_packets); FERRY_ADD(rx_bytes); FERRY_ADD(tx_packets); FERRY_ADD(tx_bytes);
-            FERRY_ADD(forwarded); FERRY_ADD(flows_created); FERRY_ADD(flow_miss_syn); FERRY_ADD(flow_miss_non_syn);
-            FERRY_ADD(flow_miss_udp); FERRY_ADD(flows_expired); FERRY_ADD(flows_closed); FERRY_ADD(stateless);
-            FERRY_ADD(handoff_out); FERRY_ADD(handoff_in); FERRY_ADD(to_exception); FERRY_ADD(from_exception);
-            FERRY_ADD(arp_replies); FERRY_ADD(icmp_echo_replies); FERRY_ADD(neighbour_requests);
-            FERRY_ADD(flow_entries);
-#undef FERRY_ADD
-            for (size_t i = 0; i < dp::kDropCount; ++i) total.drops[i] += c.drops[i];
+            dp::WorkerCounters c;
+            c.add_relaxed(w->counters);
+            workers.push_back({{"worker", w->index},        {"lcore", w->lcore},
+                               {"rx_packets", c.rx_packets}, {"tx_packets", c.tx_packets},
+                               {"flow_entries", c.flow_entries}, {"handoff_in", c.handoff_in},
+                               {"handoff_out", c.handoff_out}, {"drops", c.total_drops()}});
         }
-#define FERRY_PUT(f) counters[#f] = total.f
-        FERRY_PUT(rx_packets); FERRY_PUT(rx_bytes); FERRY_PUT(tx_packets); FERRY_PUT(tx_bytes);
-        FERRY_PUT(forwarded); FERRY_PUT(flows_created); FERRY_PUT(flow_miss_syn); FERRY_PUT(flow_miss_non_syn);
-        FERRY_PUT(flow_miss_udp); FERRY_PUT(flows_expired); FERRY_PUT(flows_closed); FERRY_PUT(stateless);
-        FERRY_PUT(handoff_out); FERRY_PUT(handoff_in); FERRY_PUT(to_exception); FERRY_PUT(from_exception);
-        FERRY_PUT(arp_replies); FERRY_PUT(icmp_echo_replies); FERRY_PUT(neighbour_requests);
-        FERRY_PUT(flow_entries);
+        dp::WorkerCounters total = dp_.worker_totals();
+#define FERRY_PUT(f) counters[#f] = total.f;
+        FERRY_WORKER_COUNTERS(FERRY_PUT)
 #undef FERRY_PUT
         for (size_t i = 0; i < dp::kDropCount; ++i) drops[dp::to_string(dp::Drop(i))] = total.drops[i];
         out["counters"] = counters;

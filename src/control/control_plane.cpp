@@ -198,7 +198,7 @@ void ControlPlane::tick_passive(uint64_t now_ms) {
         for (const auto& b : v.backends) {
             uint32_t bid = ids_.backend_id(b.endpoint);
             auto [it, fresh] = passive_.try_emplace(bid);
-            dp::BackendCounters c = backend_counters(bid);
+            dp::BackendCounters c = dp_.backend_totals(bid);
             PassiveSample& last = it->second;
             if (!fresh) {
                 uint64_t syns = c.syn_sent - last.syn_sent, acks = c.synack_seen - last.synack_seen,

@@ -96,7 +96,6 @@ private:
     std::vector<dp::VipBackend> pairs_of(const health::TargetKey& key) const;
     const VipConfig& find_vip_config(const std::string& name) const;
     const BackendConfig& find_backend_config(const VipConfig& vip, const std::string& backend) const;
-    dp::BackendCounters backend_counters(uint32_t id) const;
     nlohmann::json backend_json(const VipConfig& v, uint32_t vid, const BackendConfig& b);
     std::string reason_of(uint32_t vid, uint32_t bid) const;
     double rtt_ms_of(uint32_t vid, uint32_t bid) const;

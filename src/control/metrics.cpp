@@ -62,14 +62,7 @@ std::string ControlPlane::render_metrics() const {
                 {{"vip", row.vip}, {"backend", row.backend}, {"state", row.state}});
     }
     for (uint32_t id = 0; id < v.backend_endpoints.size() && id < dp::kMaxBackends; ++id) {
-        dp::BackendCounters s;
-        for (const auto& wk : workers) {
-            const dp::BackendCounters& c = wk->backend_counters[id];
-            s.packets += dp::read_relaxed(c.packets);
-            s.bytes += dp::read_relaxed(c.bytes);
-            s.new_flows += dp::read_relaxed(c.new_flows);
-            s.active_flows += dp::read_relaxed(c.active_flows);
-        }
+        dp::BackendCounters s = dp_.backend_totals(id);
         ops::PromWriter::Labels l{{"backend", v.backend_endpoints[id].to_string()}};
         w.counter("ferry_backend_packets", "Packets to and from the backend.", s.packets, l);
         w.counter("ferry_backend_bytes", "Bytes to and from the backend.", s.bytes, l);
@@ -80,14 +73,8 @@ std::string ControlPlane::render_metrics() const {
     for (const auto& vip : v.config->vips) {
         uint32_t vid = v.vip_ids.count(vip.name) ? v.vip_ids.at(vip.name) : dp::kMaxVips;
         if (vid >= dp::kMaxVips) continue;
-        uint64_t packets = 0, bytes = 0, new_flows = 0, no_backend = 0;
-        for (const auto& wk : workers) {
-            const dp::VipCounters& c = wk->vip_counters[vid];
-            packets += dp::read_relaxed(c.packets);
-            bytes += dp::read_relaxed(c.bytes);
-            new_flows += dp::read_relaxed(c.new_flows);
-            no_backend += dp::read_relaxed(c.no_backend);
-        }
+        dp::VipCounters c = dp_.vip_totals(vid);
+        uint64_t packets = c.packets, bytes = c.bytes, new_flows = c.new_flows, no_backend = c.no_backend;
         ops::PromWriter::Labels l{{"vip", vip.name}};
         w.counter("ferry_vip_packets", "Packets of the VIP's flows, both directions.", packets, l);
         w.counter("ferry_vip_bytes", "Bytes of the VIP's flows, both directions.", bytes, l);

@@ -15,44 +15,20 @@ namespace {
 
 ControlPlane* g_cp = nullptr;
 
-dp::WorkerCounters sum_workers() {
-    dp::WorkerCounters s;
-    for (auto& w : dp::dataplane().workers()) {
-        const dp::WorkerCounters& c = w->counters;
-#define FERRY_SUM(f) s.f += dp::read_relaxed(c.f)
-        FERRY_SUM(rx_packets); FERRY_SUM(rx_bytes); FERRY_SUM(tx_packets); FERRY_SUM(tx_bytes);
-        FERRY_SUM(forwarded); FERRY_SUM(flows_created); FERRY_SUM(flow_miss_syn); FERRY_SUM(flow_miss_non_syn);
-        FERRY_SUM(flow_miss_udp); FERRY_SUM(flows_expired); FERRY_SUM(flows_closed); FERRY_SUM(stateless);
-        FERRY_SUM(handoff_out); FERRY_SUM(handoff_in); FERRY_SUM(to_exception); FERRY_SUM(from_exception);
-        FERRY_SUM(arp_replies); FERRY_SUM(icmp_echo_replies); FERRY_SUM(neighbour_requests);
-        FERRY_SUM(flow_entries);
-#undef FERRY_SUM
-        for (size_t i = 0; i < dp::kDropCount; ++i) s.drops[i] += dp::read_relaxed(c.drops[i]);
-    }
-    return s;
-}
-
 void add_counters(rte_tel_data* d, const dp::WorkerCounters& c) {
-#define FERRY_ADD(f) rte_tel_data_add_dict_u64(d, #f, c.f)
-    FERRY_ADD(rx_packets); FERRY_ADD(rx_bytes); FERRY_ADD(tx_packets); FERRY_ADD(tx_bytes);
-    FERRY_ADD(forwarded); FERRY_ADD(flows_created); FERRY_ADD(flow_miss_syn); FERRY_ADD(flow_miss_non_syn);
-    FERRY_ADD(flow_miss_udp); FERRY_ADD(flows_expired); FERRY_ADD(flows_closed); FERRY_ADD(stateless);
-    FERRY_ADD(handoff_out); FERRY_ADD(handoff_in); FERRY_ADD(to_exception); FERRY_ADD(from_exception);
-    FERRY_ADD(arp_replies); FERRY_ADD(icmp_echo_replies); FERRY_ADD(neighbour_requests);
-    FERRY_ADD(flow_entries);
+#define FERRY_ADD(f) rte_tel_data_add_dict_u64(d, #f, c.f);
+    FERRY_WORKER_COUNTERS(FERRY_ADD)
 #undef FERRY_ADD
-    uint64_t total = 0;
     for (size_t i = 0; i < dp::kDropCount; ++i) {
-        total += c.drops[i];
         std::string key = std::string("drop_") + dp::to_string(dp::Drop(i));
         rte_tel_data_add_dict_u64(d, key.c_str(), c.drops[i]);
     }
-    rte_tel_data_add_dict_u64(d, "drops", total);
+    rte_tel_data_add_dict_u64(d, "drops", c.total_drops());
 }
 
 int cmd_stats(const char*, const char*, rte_tel_data* d) {
     rte_tel_data_start_dict(d);
-    add_counters(d, sum_workers());
+    add_counters(d, dp::dataplane().worker_totals());
     rte_tel_data_add_dict_u64(d, "workers", dp::dataplane().worker_count());
     return 0;
 }
@@ -63,8 +39,7 @@ int cmd_worker(const char*, const char* params, rte_tel_data* d) {
     auto& ws = dp::dataplane().workers();
     if (i >= ws.size()) return -1;
     dp::WorkerCounters c;
-    const dp::WorkerCounters& src = ws[i]->counters;
-    c = src;  // a racy copy is fine for a report; fields are 64-bit and aligned
+    c.add_relaxed(ws[i]->counters);
     rte_tel_data_start_dict(d);
     rte_tel_data_add_dict_u64(d, "lcore", ws[i]->lcore);
     add_counters(d, c);
@@ -86,17 +61,7 @@ int cmd_backend(const char*, const char* params, rte_tel_data* d) {
     unsigned long id = strtoul(params, nullptr, 10);
     auto v = g_cp->view();
     if (id >= v.backend_endpoints.size() || !v.snapshot || id >= v.snapshot->backends.size()) return -1;
-    dp::BackendCounters s;
-    for (auto& w : dp::dataplane().workers()) {
-        const dp::BackendCounters& c = w->backend_counters[id];
-        s.packets += dp::read_relaxed(c.packets);
-        s.bytes += dp::read_relaxed(c.bytes);
-        s.new_flows += dp::read_relaxed(c.new_flows);
-        s.active_flows += dp::read_relaxed(c.active_flows);
-        s.syn_sent += dp::read_relaxed(c.syn_sent);
-        s.synack_seen += dp::read_relaxed(c.synack_seen);
-        s.rst_on_syn += dp::read_relaxed(c.rst_on_syn);
-    }
+    dp::BackendCounters s = dp::dataplane().backend_totals(uint32_t(id));
     rte_tel_data_start_dict(d);
     rte_tel_data_add_dict_string(d, "address", v.backend_endpoints[id].to_string().c_str());
     rte_tel_data_add_dict_string(d, "state", dp::to_string(v.snapshot->backends[id].state));

@@ -22,4 +22,34 @@ const char* to_string(Drop d) {
     }
 }
 
+void WorkerCounters::add_relaxed(const WorkerCounters& o) {
+#define FERRY_ADD_ONE(f) f += read_relaxed(o.f);
+    FERRY_WORKER_COUNTERS(FERRY_ADD_ONE)
+#undef FERRY_ADD_ONE
+    for (size_t i = 0; i < kDropCount; ++i) drops[i] += read_relaxed(o.drops[i]);
+}
+
+uint64_t WorkerCounters::total_drops() const {
+    uint64_t n = 0;
+    for (uint64_t d : drops) n += d;
+    return n;
+}
+
+void BackendCounters::add_relaxed(const BackendCounters& o) {
+    packets += read_relaxed(o.packets);
+    bytes += read_relaxed(o.bytes);
+    new_flows += read_relaxed(o.new_flows);
+    active_flows += read_relaxed(o.active_flows);
+    syn_sent += read_relaxed(o.syn_sent);
+    synack_seen += read_relaxed(o.synack_seen);
+    rst_on_syn += read_relaxed(o.rst_on_syn);
+}
+
+void VipCounters::add_relaxed(const VipCounters& o) {
+    packets += read_relaxed(o.packets);
+    bytes += read_relaxed(o.bytes);
+    new_flows += read_relaxed(o.new_flows);
+    no_backend += read_relaxed(o.no_backend);
+}
+
 }  // namespace ferry::dp

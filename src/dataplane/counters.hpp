@@ -32,6 +32,14 @@ inline constexpr size_t kDropCount = size_t(Drop::count_);
 const char* to_string(Drop d);
 inline Drop drop_of(packet::ParseResult r) { return Drop(uint8_t(r)); }
 
+// Every plain counter of a worker, for code that sums or prints them all:
+// X(name) once per field of WorkerCounters except the drops array.
+#define FERRY_WORKER_COUNTERS(X)                                                                       \
+    X(rx_packets) X(rx_bytes) X(tx_packets) X(tx_bytes) X(forwarded) X(flows_created) X(flow_miss_syn) \
+    X(flow_miss_non_syn) X(flow_miss_udp) X(flows_expired) X(flows_closed) X(stateless) X(handoff_out)  \
+    X(handoff_in) X(to_exception) X(from_exception) X(arp_replies) X(icmp_echo_replies)                \
+    X(neighbour_requests) X(flow_entries)
+
 // Counters of one worker lcore, one cache line apart from the next worker's.
 struct alignas(64) WorkerCounters {
     uint64_t rx_packets = 0;
@@ -55,6 +63,10 @@ struct alignas(64) WorkerCounters {
     uint64_t neighbour_requests = 0;
     uint64_t flow_entries = 0;     // gauge: occupied flow-table slots
     std::array<uint64_t, kDropCount> drops{};
+
+    // Adds another worker's counters, read with relaxed loads.
+    void add_relaxed(const WorkerCounters& o);
+    uint64_t total_drops() const;
 };
 
 // Per-backend counters of one worker; indexed by stable backend id.
@@ -66,6 +78,7 @@ struct BackendCounters {
     uint64_t syn_sent = 0;      // SYNs forwarded (passive checks)
     uint64_t synack_seen = 0;   // SYN-ACKs returned
     uint64_t rst_on_syn = 0;    // RST answering a SYN
+    void add_relaxed(const BackendCounters& o);
 };
 
 // Per-VIP counters of one worker; indexed by stable VIP id.
@@ -74,6 +87,7 @@ struct VipCounters {
     uint64_t bytes = 0;
     uint64_t new_flows = 0;
     uint64_t no_backend = 0;
+    void add_relaxed(const VipCounters& o);
 };
 
 template <typename T>

@@ -304,6 +304,26 @@ unsigned Dataplane::poll_control(ControlMsg* out, unsigned max) {
     return n;
 }
 
+WorkerCounters Dataplane::worker_totals() const {
+    WorkerCounters s;
+    for (const auto& w : workers_) s.add_relaxed(w->counters);
+    return s;
+}
+
+BackendCounters Dataplane::backend_totals(uint32_t backend_id) const {
+    BackendCounters s;
+    if (backend_id >= kMaxBackends) return s;
+    for (const auto& w : workers_) s.add_relaxed(w->backend_counters[backend_id]);
+    return s;
+}
+
+VipCounters Dataplane::vip_totals(uint32_t vip_id) const {
+    VipCounters s;
+    if (vip_id >= kMaxVips) return s;
+    for (const auto& w : workers_) s.add_relaxed(w->vip_counters[vip_id]);
+    return s;
+}
+
 const PortInfo* Dataplane::port_by_id(uint16_t port_id) const {
     for (const auto& p : ports_)
         if (p.port_id == port_id) return &p;

@@ -98,6 +98,10 @@ public:
     const RouteTable& routes() const { return *routes_; }
     const Config& config() const { return *cfg_; }
     const Snapshot* snapshot() const { return snapshot_.load(std::memory_order_acquire); }
+    // Sums over every worker (relaxed reads: a report may be a burst behind).
+    WorkerCounters worker_totals() const;
+    BackendCounters backend_totals(uint32_t backend_id) const;  // zero for ids >= kMaxBackends
+    VipCounters vip_totals(uint32_t vip_id) const;              // zero for ids >= kMaxVips
     uint32_t worker_count() const { return uint32_t(workers_.size()); }
     rte_mempool* pool() const { return pool_; }
 
