@@ -184,7 +184,7 @@ void Worker::handle_arp(rte_mbuf* m, const PortInfo& port, const packet::Parsed&
     packet::Arp arp;
     auto* data = rte_pktmbuf_mtod(m, uint8_t*);
     if (!packet::parse_arp(data, rte_pktmbuf_data_len(m), p.l3_offset, arp)) {
-        drop(m, Drop(uint8_t(packet::ParseResult::truncated_l3)));
+        drop(m, drop_of(packet::ParseResult::truncated_l3));
         return;
     }
     bool for_us = arp.target_ip == port.ip || snap_->is_vip_address(arp.target_ip);
