@@ -3,24 +3,13 @@
 #include <algorithm>
 #include <chrono>
 
+#include "health/net_util.hpp"
+
 namespace ferry::health {
 
 namespace {
 
 using std::chrono::milliseconds;
-
-// FNV-1a, 64 bits: stable across processes and builds, unlike std::hash.
-struct Fnv {
-    uint64_t h = 0xcbf29ce484222325ull;
-    void bytes(const void* data, std::size_t n) {
-        const auto* b = static_cast<const unsigned char*>(data);
-        for (std::size_t i = 0; i < n; ++i) h = (h ^ b[i]) * 0x100000001b3ull;
-    }
-    template <typename T>
-    void value(T v) {
-        bytes(&v, sizeof(v));
-    }
-};
 
 ProbeSpec spec_of(const TargetKey& key) {
     ProbeSpec s;
@@ -62,8 +51,7 @@ TargetKey make_target_key(const BackendConfig& backend, const VipConfig& vip) {
 }
 
 uint32_t first_probe_offset_ms(const TargetKey& key) {
-    if (key.interval_ms == 0) return 0;
-    Fnv f;
+    sched::OffsetHash f;
     f.bytes(key.endpoint.addr.bytes.data(), key.endpoint.addr.bytes.size());
     f.value(uint8_t(key.endpoint.addr.family));
     f.value(key.endpoint.port);
@@ -74,12 +62,7 @@ uint32_t first_probe_offset_ms(const TargetKey& key) {
     f.value(key.timeout_ms);
     f.value(key.rise);
     f.value(key.fall);
-    // FNV's low bits mix poorly; finish with a 64-bit avalanche (splitmix64).
-    uint64_t h = f.h;
-    h = (h ^ (h >> 30)) * 0xbf58476d1ce4e5b9ull;
-    h = (h ^ (h >> 27)) * 0x94d049bb133111ebull;
-    h ^= h >> 31;
-    return uint32_t(h % key.interval_ms);
+    return f.offset_ms(key.interval_ms);
 }
 
 HealthChecker::HealthChecker(Options options)
@@ -182,9 +165,7 @@ void HealthChecker::loop_once() {
                 due.emplace_back(t.id, t.spec);
                 t.in_flight = true;
                 // Keep the phase; if the thread fell behind by a whole interval, skip ahead.
-                const milliseconds interval(std::max(key.interval_ms, 10u));
-                t.next_due += interval;
-                if (t.next_due <= now) t.next_due = now + interval;
+                sched::advance_due(t.next_due, key.interval_ms, now);
             } else {
                 wake_at = std::min(wake_at, t.next_due);
             }
@@ -211,26 +192,15 @@ void HealthChecker::apply(Target& t, const TargetKey& key, Outcome outcome, std:
     if (outcome != Outcome::ok) ++t.counters.failures;
     if (outcome != Outcome::fail) t.counters.last_rtt_us = rtt_us;
     const State from = t.sm.state();
-    if (t.sm.apply(outcome)) {
-        if (options_.max_events == 0) {
-            ++events_dropped_;
-        } else {
-            while (events_.size() >= options_.max_events) {
-                events_.pop_front();
-                ++events_dropped_;
-            }
-            events_.push_back(HealthEvent{key, from, t.sm.state(), detail, rtt_us});
-        }
-    }
+    if (t.sm.apply(outcome))
+        sched::push_bounded(events_, HealthEvent{key, from, t.sm.state(), detail, rtt_us},
+                            options_.max_events, events_dropped_);
     t.counters.last_result = std::move(detail);
 }
 
 std::vector<HealthEvent> HealthChecker::take_events() {
     std::lock_guard lock(mu_);
-    std::vector<HealthEvent> out(std::make_move_iterator(events_.begin()),
-                                 std::make_move_iterator(events_.end()));
-    events_.clear();
-    return out;
+    return sched::take_all(events_);
 }
 
 uint64_t HealthChecker::events_dropped() const {

@@ -2,23 +2,16 @@
 // header describes the behaviour.
 #include "health/load_scraper.hpp"
 
-#include <arpa/inet.h>
-#include <netinet/in.h>
 #include <poll.h>
-#include <sys/eventfd.h>
-#include <sys/socket.h>
 #include <unistd.h>
 
 #include <algorithm>
 #include <cerrno>
-#include <climits>
-#include <cstring>
 #include <stdexcept>
 #include <string_view>
-#include <system_error>
 #include <tuple>
 
-#include "health/prober.hpp"  // parse_status_line
+#include "health/net_util.hpp"
 
 namespace ferry::health {
 
@@ -37,44 +30,6 @@ const char* format_name(LoadMetricsFormat f) {
     case LoadMetricsFormat::triton: return "triton";
     }
     return "?";
-}
-
-socklen_t to_sockaddr(const Endpoint& e, sockaddr_storage& ss) {
-    std::memset(&ss, 0, sizeof(ss));
-    if (e.addr.is_v4()) {
-        sockaddr_in sin{};
-        sin.sin_family = AF_INET;
-        sin.sin_port = htons(e.port);
-        std::memcpy(&sin.sin_addr, e.addr.bytes.data(), 4);
-        std::memcpy(&ss, &sin, sizeof(sin));
-        return sizeof(sin);
-    }
-    sockaddr_in6 sin6{};
-    sin6.sin6_family = AF_INET6;
-    sin6.sin6_port = htons(e.port);
-    std::memcpy(&sin6.sin6_addr, e.addr.bytes.data(), 16);
-    std::memcpy(&ss, &sin6, sizeof(sin6));
-    return sizeof(sin6);
-}
-
-// Short words for the errors operators see most; the C library's text otherwise.
-std::string errno_text(int err) {
-    switch (err) {
-    case ECONNREFUSED: return "refused";
-    case ETIMEDOUT: return "timed out";
-    case EHOSTUNREACH: return "host unreachable";
-    case ENETUNREACH: return "network unreachable";
-    case ECONNRESET: return "reset by peer";
-    default: return std::system_category().message(err);
-    }
-}
-
-// At most `max` bytes of untrusted text, with anything unprintable shown as '?'.
-std::string printable(std::string_view s, std::size_t max) {
-    std::string out;
-    for (char c : s.substr(0, max)) out += (c >= 0x20 && c < 0x7f) ? c : '?';
-    if (s.size() > max) out += "...";
-    return out;
 }
 
 char lower(char c) { return c >= 'A' && c <= 'Z' ? char(c - 'A' + 'a') : c; }
@@ -111,34 +66,10 @@ std::optional<uint64_t> parse_length(std::string_view s) {
 }
 
 std::string request_for(const Endpoint& target, const std::string& path) {
-    static constexpr char kHex[] = "0123456789ABCDEF";
-    std::string p;
-    for (unsigned char c : path.empty() ? std::string("/") : path) {
-        if (c <= 0x20 || c >= 0x7f) {
-            p += '%';
-            p += kHex[c >> 4];
-            p += kHex[c & 0xf];
-        } else {
-            p += char(c);
-        }
-    }
-    return "GET " + p + " HTTP/1.1\r\nHost: " + target.to_string() +
-           "\r\nUser-Agent: ferry-load\r\nAccept: text/plain;version=0.0.4, */*;q=0.1\r\n"
-           "Accept-Encoding: identity\r\nConnection: close\r\n\r\n";
+    return net::get_request(target, path,
+                            "User-Agent: ferry-load\r\nAccept: text/plain;version=0.0.4, */*;q=0.1\r\n"
+                            "Accept-Encoding: identity\r\n");
 }
-
-// FNV-1a, 64 bits: stable across processes and builds, unlike std::hash.
-struct Fnv {
-    uint64_t h = 0xcbf29ce484222325ull;
-    void bytes(const void* data, std::size_t n) {
-        const auto* b = static_cast<const unsigned char*>(data);
-        for (std::size_t i = 0; i < n; ++i) h = (h ^ b[i]) * 0x100000001b3ull;
-    }
-    template <typename T>
-    void value(T v) {
-        bytes(&v, sizeof(v));
-    }
-};
 
 auto tied(const LoadAwareConfig& c) {
     return std::tie(c.enabled, c.format, c.path, c.port, c.interval_ms, c.timeout_ms, c.floor, c.target_queue,
@@ -206,8 +137,7 @@ std::vector<balance::WantedMetric> wanted_metrics(const LoadAwareConfig& cfg) {
 }
 
 uint32_t first_scrape_offset_ms(const LoadTargetKey& key) {
-    if (key.settings.interval_ms == 0) return 0;
-    Fnv f;
+    sched::OffsetHash f;
     f.bytes(key.backend.addr.bytes.data(), key.backend.addr.bytes.size());
     f.value(uint8_t(key.backend.addr.family));
     f.value(key.backend.port);
@@ -216,12 +146,7 @@ uint32_t first_scrape_offset_ms(const LoadTargetKey& key) {
     f.value(key.settings.port);
     f.value(key.settings.interval_ms);
     f.value(key.settings.timeout_ms);
-    // FNV's low bits mix poorly; finish with a 64-bit avalanche (splitmix64).
-    uint64_t h = f.h;
-    h = (h ^ (h >> 30)) * 0xbf58476d1ce4e5b9ull;
-    h = (h ^ (h >> 27)) * 0x94d049bb133111ebull;
-    h ^= h >> 31;
-    return uint32_t(h % key.settings.interval_ms);
+    return f.offset_ms(key.settings.interval_ms);
 }
 
 // ---- the HTTP client ---------------------------------------------------------------------------
@@ -244,10 +169,8 @@ public:
         std::string error;  // not ok: "connect: refused", "status 500", "timeout after 500 ms (...)", ...
     };
 
-    Fetcher(std::optional<IpAddr> source, std::size_t max_body) : source_(source), max_body_(max_body) {
-        wake_fd_ = ::eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
-        if (wake_fd_ < 0) throw std::system_error(errno, std::system_category(), "eventfd");
-    }
+    Fetcher(std::optional<IpAddr> source, std::size_t max_body)
+        : source_(source), max_body_(max_body), wake_fd_(net::make_wake_fd()) {}
     ~Fetcher() {
         cancel_all();
         ::close(wake_fd_);
@@ -257,32 +180,18 @@ public:
 
     void start(uint64_t id, const Spec& spec);
     std::vector<std::pair<uint64_t, Result>> poll(Clock::time_point until);
-    void wake() {
-        const uint64_t one = 1;
-        // Only fails if the counter would overflow: then a wake-up is pending anyway.
-        if (::write(wake_fd_, &one, sizeof(one)) < 0) {
-        }
-    }
+    void wake() { net::wake(wake_fd_); }
     void cancel_all() {
-        for (Fetch& f : fetches_)
-            if (f.fd >= 0) ::close(f.fd);
+        for (Fetch& f : fetches_) f.close();
         fetches_.clear();
         done_.clear();
     }
 
 private:
-    // One GET in flight.
-    struct Fetch {
-        enum class Phase : uint8_t { connecting, sending, reading, done };
-
+    // One GET in flight; `buf` has everything received.
+    struct Fetch : net::Connection {
         uint64_t id = 0;
         Spec spec;
-        int fd = -1;
-        Phase phase = Phase::connecting;
-        Clock::time_point deadline;
-        std::string request;
-        std::size_t sent = 0;
-        std::string buf;  // everything received
         std::size_t body_start = std::string::npos;  // set once the headers are complete
         std::optional<uint64_t> content_length;
         bool chunked = false;
@@ -292,7 +201,7 @@ private:
 
     void finish(Fetch& f, bool ok, std::string text);
     void fail_errno(Fetch& f, const char* what, int err) {
-        finish(f, false, std::string(what) + ": " + errno_text(err));
+        finish(f, false, std::string(what) + ": " + net::errno_text(err));
     }
     void advance(Fetch& f, short revents);
     void send_request(Fetch& f);
@@ -312,9 +221,7 @@ private:
 };
 
 void LoadScraper::Fetcher::finish(Fetch& f, bool ok, std::string text) {
-    if (f.fd >= 0) ::close(f.fd);
-    f.fd = -1;
-    f.phase = Fetch::Phase::done;
+    f.close();
     Result r;
     r.ok = ok;
     (ok ? r.body : r.error) = std::move(text);
@@ -330,65 +237,31 @@ void LoadScraper::Fetcher::start(uint64_t id, const Spec& spec) {
     f.spec = spec;
     f.deadline = Clock::now() + milliseconds(spec.timeout_ms);
 
-    const bool v4 = spec.target.addr.is_v4();
-    f.fd = ::socket(v4 ? AF_INET : AF_INET6, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-    if (f.fd < 0) return fail_errno(f, "socket", errno);
-
-    // Close with RST: no TIME_WAIT for every scrape on the balancer's side.
-    const linger lg{1, 0};
-    ::setsockopt(f.fd, SOL_SOCKET, SO_LINGER, &lg, sizeof(lg));
-
-    sockaddr_storage ss;
-    if (source_ && source_->family == spec.target.addr.family) {
-        const int one = 1;
-        ::setsockopt(f.fd, IPPROTO_IP, IP_BIND_ADDRESS_NO_PORT, &one, sizeof(one));
-        const socklen_t len = to_sockaddr(Endpoint{*source_, 0}, ss);
-        if (::bind(f.fd, reinterpret_cast<const sockaddr*>(&ss), len) < 0)
-            return fail_errno(f, ("bind " + source_->to_string()).c_str(), errno);
-    }
-
-    const socklen_t len = to_sockaddr(spec.target, ss);
-    if (::connect(f.fd, reinterpret_cast<const sockaddr*>(&ss), len) == 0) {
+    std::string what;
+    int err = 0;
+    switch (net::start_connect(f, spec.target, source_, what, err)) {
+    case net::ConnectStart::connected: {
         fetches_.push_back(std::move(f));
         Fetch& p = fetches_.back();
         p.request = request_for(p.spec.target, p.spec.path);
         p.phase = Fetch::Phase::sending;
-        send_request(p);
-    } else if (errno == EINPROGRESS) {
-        fetches_.push_back(std::move(f));
-    } else {
-        fail_errno(f, "connect", errno);
+        return send_request(p);
+    }
+    case net::ConnectStart::in_progress: fetches_.push_back(std::move(f)); return;
+    case net::ConnectStart::failed: return fail_errno(f, what.c_str(), err);
     }
 }
 
 void LoadScraper::Fetcher::send_request(Fetch& f) {
-    while (f.sent < f.request.size()) {
-        const ssize_t n = ::send(f.fd, f.request.data() + f.sent, f.request.size() - f.sent, MSG_NOSIGNAL);
-        if (n > 0) {
-            f.sent += std::size_t(n);
-        } else if (n < 0 && errno == EINTR) {
-            continue;
-        } else if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
-            return;  // wait for POLLOUT
-        } else {
-            return fail_errno(f, "send", n < 0 ? errno : EPIPE);
-        }
-    }
-    f.phase = Fetch::Phase::reading;
+    if (const int err = net::send_pending(f); err != 0) fail_errno(f, "send", err);
 }
 
 void LoadScraper::Fetcher::read_response(Fetch& f) {
     // Bounded work per wake-up so one fast sender cannot starve the other fetches.
     for (int round = 0; round < 16 && f.phase == Fetch::Phase::reading; ++round) {
-        const std::size_t old = f.buf.size();
-        f.buf.resize(old + kRecvChunk);
-        const ssize_t n = ::recv(f.fd, f.buf.data() + old, kRecvChunk, 0);
-        f.buf.resize(old + (n > 0 ? std::size_t(n) : 0));
-        if (n < 0) {
-            if (errno == EINTR) continue;
-            if (errno == EAGAIN || errno == EWOULDBLOCK) return;
-            return fail_errno(f, "recv", errno);
-        }
+        const ssize_t n = net::recv_some(f, kRecvChunk);
+        if (n == -EAGAIN) return;
+        if (n < 0) return fail_errno(f, "recv", int(-n));
         examine(f, n == 0);
     }
 }
@@ -410,18 +283,17 @@ bool LoadScraper::Fetcher::read_headers(Fetch& f, bool eof) {
         return false;
     }
     const std::string_view head(f.buf.data(), end);
-    const auto nl = head.find('\n');
-    std::string_view line = head.substr(0, nl);
-    if (!line.empty() && line.back() == '\r') line.remove_suffix(1);
-    const auto status = parse_status_line(line);
+    std::string error;
+    const auto status = net::response_status(head, error);
     if (!status) {
-        finish(f, false, "malformed status line \"" + printable(line, 64) + "\"");
+        finish(f, false, std::move(error));
         return false;
     }
     if (*status != 200) {
         finish(f, false, "status " + std::to_string(*status));
         return false;
     }
+    const auto nl = head.find('\n');
     std::string_view rest = nl == std::string_view::npos ? std::string_view() : head.substr(nl + 1);
     while (!rest.empty()) {
         const auto e = rest.find('\n');
@@ -434,7 +306,7 @@ bool LoadScraper::Fetcher::read_headers(Fetch& f, bool eof) {
         if (iequals(name, "content-length")) {
             const auto v = parse_length(value);
             if (!v || (f.content_length && *f.content_length != *v)) {
-                finish(f, false, "malformed Content-Length \"" + printable(value, 32) + "\"");
+                finish(f, false, "malformed Content-Length \"" + net::printable(value, 32) + "\"");
                 return false;
             }
             f.content_length = v;
@@ -520,10 +392,7 @@ void LoadScraper::Fetcher::examine(Fetch& f, bool eof) {
 void LoadScraper::Fetcher::advance(Fetch& f, short revents) {
     switch (f.phase) {
     case Fetch::Phase::connecting: {
-        int err = 0;
-        socklen_t len = sizeof(err);
-        if (::getsockopt(f.fd, SOL_SOCKET, SO_ERROR, &err, &len) < 0) err = errno;
-        if (err != 0) return fail_errno(f, "connect", err);
+        if (const int err = net::connect_error(f.fd); err != 0) return fail_errno(f, "connect", err);
         if (!(revents & POLLOUT)) return finish(f, false, "connection closed while connecting");
         f.request = request_for(f.spec.target, f.spec.path);
         f.phase = Fetch::Phase::sending;
@@ -536,35 +405,8 @@ void LoadScraper::Fetcher::advance(Fetch& f, short revents) {
 }
 
 auto LoadScraper::Fetcher::poll(Clock::time_point until) -> std::vector<std::pair<uint64_t, Result>> {
-    std::vector<pollfd> pfds;
-    pfds.reserve(fetches_.size() + 1);
-    pfds.push_back(pollfd{wake_fd_, POLLIN, 0});
-    Clock::time_point wait_until = until;
-    for (const Fetch& f : fetches_) {
-        const short events = f.phase == Fetch::Phase::reading ? POLLIN : POLLOUT;
-        pfds.push_back(pollfd{f.fd, events, 0});  // fd -1 (already done) is ignored by poll()
-        if (f.phase != Fetch::Phase::done) wait_until = std::min(wait_until, f.deadline);
-    }
-
-    int timeout_ms = 0;
-    const auto now = Clock::now();
-    if (done_.empty() && wait_until > now) {
-        // Round up: waking a little late is fine, waking early spins.
-        const auto ms = std::chrono::ceil<milliseconds>(wait_until - now).count();
-        timeout_ms = int(std::min<int64_t>(ms, INT_MAX));
-    }
-
-    const int n = ::poll(pfds.data(), nfds_t(pfds.size()), timeout_ms);
-    if (n > 0) {
-        if (pfds[0].revents & POLLIN) {
-            uint64_t count;
-            if (::read(wake_fd_, &count, sizeof(count)) < 0) {
-            }
-        }
-        for (std::size_t i = 0; i < fetches_.size(); ++i)
-            if (pfds[i + 1].revents != 0 && fetches_[i].phase != Fetch::Phase::done)
-                advance(fetches_[i], pfds[i + 1].revents);
-    }
+    net::poll_connections(wake_fd_, fetches_, until, !done_.empty(),
+                          [this](Fetch& f, short revents) { advance(f, revents); });
 
     const auto after = Clock::now();
     for (Fetch& f : fetches_) {
@@ -618,7 +460,7 @@ Scraped read_signals(const std::string& body, const LoadAwareConfig& cfg, std::s
                   ") in " + std::to_string(pr.lines) + " lines, " + std::to_string(pr.samples) + " samples";
         if (pr.errors > 0)
             s.error +=
-                ", " + std::to_string(pr.errors) + " malformed (" + printable(pr.first_error, 80) + ")";
+                ", " + std::to_string(pr.errors) + " malformed (" + net::printable(pr.first_error, 80) + ")";
         return s;
     }
     s.signals = sig;
@@ -722,9 +564,7 @@ void LoadScraper::loop_once() {
                 due.emplace_back(t.id, Fetcher::Spec{key.scrape_endpoint(), c.path, c.timeout_ms});
                 t.in_flight = true;
                 // Keep the phase; if the thread fell behind by a whole interval, skip ahead.
-                const milliseconds interval(std::max(key.settings.interval_ms, 10u));
-                t.next_due += interval;
-                if (t.next_due <= now) t.next_due = now + interval;
+                sched::advance_due(t.next_due, key.settings.interval_ms, now);
             } else {
                 wake_at = std::min(wake_at, t.next_due);
             }
@@ -780,23 +620,12 @@ void LoadScraper::loop_once() {
 }
 
 void LoadScraper::push_event(LoadEvent event) {
-    if (options_.max_events == 0) {
-        ++events_dropped_;
-        return;
-    }
-    while (events_.size() >= options_.max_events) {
-        events_.pop_front();
-        ++events_dropped_;
-    }
-    events_.push_back(std::move(event));
+    sched::push_bounded(events_, std::move(event), options_.max_events, events_dropped_);
 }
 
 std::vector<LoadEvent> LoadScraper::take_events() {
     std::lock_guard lock(mu_);
-    std::vector<LoadEvent> out(std::make_move_iterator(events_.begin()),
-                               std::make_move_iterator(events_.end()));
-    events_.clear();
-    return out;
+    return sched::take_all(events_);
 }
 
 uint64_t LoadScraper::events_dropped() const {
