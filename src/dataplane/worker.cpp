@@ -17,6 +17,7 @@
 #include <netinet/in.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cstring>
 
 #include "balance/least_load.hpp"
@@ -32,7 +33,11 @@ namespace {
 
 constexpr uint8_t kFinFromClient = 0x01;
 constexpr uint8_t kFinFromServer = 0x02;
-constexpr uint32_t kSweepBudget = 64;
+// The flow table is swept for idle entries once per millisecond, not once per
+// loop: a slice sized so a whole pass takes about kSweepPassMs, at least
+// kMinSweepSlice slots. Per-loop sweeping cost up to 15% of a busy worker.
+constexpr uint32_t kSweepPassMs = 5000;
+constexpr uint32_t kMinSweepSlice = 256;
 constexpr uint32_t kPendingMax = 64;        // packets parked while their next hop resolves
 constexpr uint32_t kPendingHoldMs = 1000;   // then they are dropped (counted no_neighbour)
 
@@ -54,6 +59,7 @@ public:
         n_workers_ = dp.worker_count();
         idle_sleep_us_ = dp.config().workers.idle_sleep_us;
         rng_ += uint64_t(w.index + 1) * 0xbf58476d1ce4e5b9ull;
+        sweep_slice_ = std::max(kMinSweepSlice, w.flows->slot_count() / kSweepPassMs + 1);
     }
 
     void run();
@@ -108,6 +114,8 @@ private:
     std::vector<uint64_t> rr_generation_ = std::vector<uint64_t>(kMaxVips, ~0ull);
     std::vector<int64_t> active_scratch_ = std::vector<int64_t>(kMaxBackends, 0);
     uint64_t rng_ = 0x9e3779b97f4a7c15ull;
+    uint32_t last_sweep_ms_ = 0;
+    uint32_t sweep_slice_ = kMinSweepSlice;
 };
 
 void Worker::control_msg(ControlMsg::Kind kind, uint16_t port, uint32_t ip, const uint8_t* mac) {
@@ -575,15 +583,18 @@ void Worker::run() {
         if (n_pending_) retry_pending();
         flush_tx();
 
-        const Snapshot* s = snap_;
-        c_.flows_expired += w_.flows->sweep(
-            kSweepBudget, now_ms_,
-            [&](uint16_t vip_id) -> const flow::Timeouts& {
-                return vip_id < s->vips.size() && s->vips[vip_id].present ? s->vips[vip_id].timeouts
-                                                                          : default_timeouts_;
-            },
-            [&](const flow::FlowEntry& e) { release_flow_resources(e); });
-        c_.flow_entries = w_.flows->size();
+        if (now_ms_ != last_sweep_ms_) {
+            last_sweep_ms_ = now_ms_;
+            const Snapshot* s = snap_;
+            c_.flows_expired += w_.flows->sweep(
+                sweep_slice_, now_ms_,
+                [&](uint16_t vip_id) -> const flow::Timeouts& {
+                    return vip_id < s->vips.size() && s->vips[vip_id].present ? s->vips[vip_id].timeouts
+                                                                              : default_timeouts_;
+                },
+                [&](const flow::FlowEntry& e) { release_flow_resources(e); });
+            c_.flow_entries = w_.flows->size();
+        }
 
         rte_rcu_qsbr_quiescent(dp_.rcu(), w_.index);
         if (work == 0 && idle_sleep_us_ != 0) usleep(idle_sleep_us_);

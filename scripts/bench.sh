@@ -1,0 +1,493 @@
+#!/usr/bin/env bash
+# Ferry pipeline benchmark: ferryd between two memif links and a DPDK traffic
+# generator of ours (tests/bench/pipeline/ferry_gen.cpp), then dpdk-testpmd in
+# ferryd's place (the I/O ceiling of the same setup), then ferryd's memory.
+#
+#   sudo scripts/bench.sh                     # pipeline + memory (about 5 minutes)
+#   sudo scripts/bench.sh pipeline [options]
+#   sudo scripts/bench.sh memory
+#   sudo scripts/bench.sh peers [--duration S] # ferryd vs nftables DNAT vs haproxy, wrk in namespaces
+#
+# Options (pipeline):
+#   --flows "1000 100000 1000000"   active flow counts K
+#   --modes "nat dnat"              VIP modes to run (ferryd)
+#   --mixes "A B"                   A: established flows only; B: every 10th pick is a new connection
+#   --duration S                    measured seconds per run (default 5)
+#   --no-huge                       DPDK without hugepages (--no-huge -m 1024)
+#   --no-ceiling                    skip the dpdk-testpmd runs
+#
+# Environment: BUILD (meson build dir, default build-release: configured with
+# --buildtype=release if missing), FERRYD, FERRYCTL, FERRY_GEN (binaries; FERRY_GEN
+# defaults to $BUILD/tests/bench/pipeline/ferry-gen, or is compiled with g++
+# into the temp dir when that is missing), TESTPMD (default /usr/bin/dpdk-testpmd).
+#
+# Setup, per run: ferryd is the memif server of two links (sockets in a temp
+# dir), "client" and "backend"; the generator is the client of both. The
+# generator sends TCP to the VIP from K flows on "client", answers ferryd's ARP
+# on "backend" and counts what comes out there. CPU mapping on this 2-core
+# machine: ferryd --lcores 0@0,1@1 (control thread on CPU 0, its one worker on
+# CPU 1); generator --lcores 0@0 (CPU 0, shared with ferryd's control thread,
+# which sleeps 200 us between polls); testpmd --lcores 0@0,1@1 (forwarding
+# core on CPU 1, like ferryd's worker). Each run starts a fresh ferryd. Each
+# process runs in its own session (setsid), hence its own scheduler autogroup:
+# with autogroups on (Debian's default), a session's CPU weight is split over
+# the CPUs it runs on, and the forwarder would otherwise get a third of CPU 1
+# instead of a half whenever anything else runs there.
+set -euo pipefail
+
+REPO="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+PYTHON=/usr/bin/python3
+BUILD="${BUILD:-$REPO/build-release}"
+TESTPMD="${TESTPMD:-/usr/bin/dpdk-testpmd}"
+HUGEPAGES=512
+HP_DIR=/sys/kernel/mm/hugepages/hugepages-2048kB
+
+FLOWS="1000 100000 1000000"
+MODES="nat dnat"
+MIXES="A B"
+DURATION=5
+NO_HUGE=0
+CEILING=1
+NEW_PCT=10
+
+log() { printf '==> %s\n' "$*" >&2; }
+die() { printf 'bench.sh: %s\n' "$*" >&2; exit 1; }
+load() { cut -d' ' -f1-3 /proc/loadavg; }
+
+TMP=""
+PIDS=()
+cleanup() {
+  local pid
+  for pid in "${PIDS[@]:-}"; do
+    [[ -n $pid ]] && kill -INT "$pid" 2>/dev/null || true
+  done
+  sleep 0.5
+  for pid in "${PIDS[@]:-}"; do
+    [[ -n $pid ]] && kill -KILL "$pid" 2>/dev/null || true
+  done
+  if [[ -n $TMP && -d $TMP ]]; then rm -rf "$TMP"; fi
+  local p
+  for p in fbench$$-lb fbench$$-gen fbench$$-tp; do rm -rf "/var/run/dpdk/$p"; done
+}
+trap cleanup EXIT
+
+need_root() { [[ $EUID -eq 0 ]] || die "run as root (DPDK, hugepages)"; }
+
+build() {
+  if [[ -n ${FERRYD:-} && -n ${FERRYCTL:-} ]]; then return; fi
+  if [[ ! -f $BUILD/build.ninja ]]; then
+    # werror off: g++ 12 at -O3 raises a false -Wrestrict in std::string code (src/common/ip_address.cpp).
+    log "configuring $BUILD (meson setup --buildtype=release -Dwerror=false)"
+    meson setup "$BUILD" "$REPO" --buildtype=release -Dwerror=false >/dev/null
+  fi
+  log "building ferryd and ferryctl in $BUILD"
+  ninja -C "$BUILD" src/ferryd/ferryd src/ferryctl/ferryctl >/dev/null
+}
+
+gen_binary() {
+  FERRY_GEN="${FERRY_GEN:-$BUILD/tests/bench/pipeline/ferry-gen}"
+  if [[ -x $FERRY_GEN ]] && ! [[ $REPO/tests/bench/pipeline/ferry_gen.cpp -nt $FERRY_GEN ]]; then return; fi
+  if [[ -f $BUILD/build.ninja ]] && ninja -C "$BUILD" -t targets all 2>/dev/null | grep -q '^tests/bench/pipeline/ferry-gen:'; then
+    ninja -C "$BUILD" tests/bench/pipeline/ferry-gen >/dev/null
+    return
+  fi
+  FERRY_GEN="$TMP/ferry-gen"
+  log "compiling ferry-gen with g++ (not in the meson build)"
+  # shellcheck disable=SC2046
+  g++ -std=c++20 -O2 $(pkg-config --cflags libdpdk | sed 's/-I/-isystem /g') \
+    "$REPO/tests/bench/pipeline/ferry_gen.cpp" -o "$FERRY_GEN" $(pkg-config --libs libdpdk)
+}
+
+# DPDK memory: 2 MiB hugepages if they can be had, else --no-huge.
+EAL_MEM=()
+setup_memory() {
+  if (( NO_HUGE )); then EAL_MEM=(--no-huge -m 1024); return; fi
+  if ! awk '$3 == "hugetlbfs" { f = 1 } END { exit !f }' /proc/mounts; then
+    mkdir -p /dev/hugepages && mount -t hugetlbfs nodev /dev/hugepages 2>/dev/null || true
+  fi
+  local free total
+  free=$(cat "$HP_DIR/free_hugepages" 2>/dev/null || echo 0)
+  if (( free < HUGEPAGES )); then
+    total=$(cat "$HP_DIR/nr_hugepages")
+    echo $(( total + HUGEPAGES - free )) > "$HP_DIR/nr_hugepages" 2>/dev/null || true
+    free=$(cat "$HP_DIR/free_hugepages" 2>/dev/null || echo 0)
+  fi
+  if (( free < HUGEPAGES )); then
+    log "only $free free hugepages: running with --no-huge"
+    EAL_MEM=(--no-huge -m 1024)
+  else
+    EAL_MEM=(--huge-unlink)
+  fi
+}
+
+# write_config FILE MODE CAPACITY
+write_config() {
+  cat > "$1" <<EOF
+# Written by scripts/bench.sh: the demo's VIP and backends, memif ports, no exception path.
+ports = (
+  { name = "client"; device = "net_memif0";
+    devargs = "net_memif0,role=server,socket=$TMP/client.sock,id=0";
+    address = "10.77.1.1/24"; mtu = 1500; exception_path = false; },
+  { name = "backend"; device = "net_memif1";
+    devargs = "net_memif1,role=server,socket=$TMP/backend.sock,id=0";
+    address = "10.77.2.1/24"; mtu = 1500; exception_path = false; }
+);
+workers = { burst_size = 32; flow_capacity = $3; rx_descriptors = 1024; tx_descriptors = 1024;
+            mbufs = 16383; idle_sleep_us = 0; };
+control = { socket = "$TMP/ferryd.sock"; metrics_listen = ""; };
+vips = (
+  { name = "bench"; address = "10.77.1.100"; port = 80; protocol = "tcp"; mode = "$2";
+    scheduler = "maglev"; hash = "5-tuple"; table_size = 65537;
+    timeouts = { tcp_syn = 10; tcp_established = 900; tcp_closing = 1; udp = 30; };
+    health = { type = "none"; };
+    backends = (
+      { address = "10.77.2.11"; port = 8000; weight = 100; },
+      { address = "10.77.2.12"; port = 8000; weight = 200; },
+      { address = "10.77.2.13"; port = 8000; weight = 300; }
+    );
+  }
+);
+EOF
+}
+
+FERRYD_PID=""
+# start_ferryd CONFIG LOG: returns once ferryd logged "ferryd ready".
+start_ferryd() {
+  rm -f "$TMP"/*.sock
+  setsid "$FERRYD" --lcores 0@0,1@1 --file-prefix "fbench$$-lb" --no-pci "${EAL_MEM[@]}" -- -c "$1" >"$2" 2>&1 &
+  FERRYD_PID=$!
+  PIDS+=("$FERRYD_PID")
+  local i
+  for i in $(seq 1 600); do
+    grep -q "ferryd ready" "$2" && return 0
+    kill -0 "$FERRYD_PID" 2>/dev/null || { cat "$2" >&2; die "ferryd exited"; }
+    sleep 0.1
+  done
+  cat "$2" >&2
+  die "ferryd not ready after 60 s"
+}
+
+stop_pid() {
+  local pid=$1 i
+  kill -INT "$pid" 2>/dev/null || return 0
+  for i in $(seq 1 100); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
+  kill -KILL "$pid" 2>/dev/null || true
+  wait "$pid" 2>/dev/null || true
+}
+
+rss_kib() { awk '/^VmRSS:/ { print $2 }' "/proc/$1/status"; }
+hugetlb_kib() { awk '/^HugetlbPages:/ { print $2 }' "/proc/$1/status"; }
+
+# run_gen K NEW_PCT [generator options...]: prints the generator's output, then
+# a line "GENCPU percent" (user+system CPU of the generator over its wall time).
+run_gen() {
+  local k=$1 pct=$2
+  shift 2
+  /usr/bin/time -f 'GENCPU %P' -o "$TMP/gen.time" \
+    setsid timeout $(( DURATION + 90 )) "$FERRY_GEN" --lcores 0@0 --file-prefix "fbench$$-gen" --no-pci "${EAL_MEM[@]}" \
+    --vdev "net_memif0,role=client,socket=$TMP/client.sock,id=0" \
+    --vdev "net_memif1,role=client,socket=$TMP/backend.sock,id=0" \
+    --log-level=lib.eal:error \
+    -- --vip 10.77.1.100 --vport 80 --flows "$k" --new-pct "$pct" --duration "$DURATION" "$@" 2>&1 |
+    grep -v '^EAL:\|^TELEMETRY:' || true
+  tr -d '%' < "$TMP/gen.time"
+}
+
+field() { sed -n "s/.*[ ]$1=\([^ ]*\).*/\1/p" | head -1; }
+
+# The thread of PID named NAME ("PID/task/TID"), and its CPU ticks (user + system).
+thread_of() {
+  local t
+  for t in /proc/"$1"/task/*; do
+    [[ $(cat "$t/comm" 2>/dev/null) == "$2" ]] && { echo "$t"; return; }
+  done
+}
+ticks_of() { awk '{ print $14 + $15 }' "$1/stat" 2>/dev/null || echo ""; }
+# cpu_share TASK TICKS0 NOW0: percent of one CPU TASK used since (TICKS0, NOW0), or "?"
+cpu_share() {
+  local t1; t1=$(ticks_of "$1")
+  if [[ -z $1 || -z $2 || -z $t1 ]]; then echo "?"; return; fi
+  echo $(( (t1 - $2) * 100 / ( $(now_ticks) - $3 + 1 ) ))
+}
+now_ticks() { awk -v hz="$(getconf CLK_TCK)" '{ printf "%d", $1 * hz }' /proc/uptime; }
+
+# Ferry's non-zero drop counters, "reason=count,..."
+ferry_drops() {
+  "$FERRYCTL" --socket "$TMP/ferryd.sock" --json stats 2>/dev/null | "$PYTHON" -c '
+import json, sys
+r = json.load(sys.stdin)
+d = r.get("drops", {})
+print(",".join(f"{k}={v}" for k, v in d.items() if isinstance(v, int) and v) or "none")' 2>/dev/null || echo "?"
+}
+
+capacity_for() {  # 2 entries per full-NAT flow, room for closing flows in mix B, 25% headroom
+  local k=$1 mix=$2 extra=0
+  [[ $mix == B ]] && extra=1000000
+  local c=$(( (2 * (k + extra)) * 5 / 4 ))
+  (( c < 65536 )) && c=65536
+  echo "$c"
+}
+
+pct_of() { [[ $1 == B ]] && echo "$NEW_PCT" || echo 0; }
+
+# record NAME K MIX GEN_OUTPUT CAPACITY RSS DROPS FWD_CPU LOAD_BEFORE
+record() {
+  local r w g
+  r=$(grep '^RESULT' <<<"$4" || true); w=$(grep '^WARM' <<<"$4" || true); g=$(sed -n 's/^GENCPU //p' <<<"$4")
+  [[ -n $r ]] || { echo "$4" >&2; die "generator gave no result ($1, K=$2, mix $3)"; }
+  printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$1" "$2" "$3" \
+    "$(field offered_mpps <<<"$r")" "$(field forwarded_mpps <<<"$r")" "$(field new_cps <<<"$r")" \
+    "$(field lost <<<"$r")" "$(field syn_out <<<"$w")" "$5" "$6" "$7" "$8" "${g:-?}" "$9 -> $(load)" >> "$RESULTS"
+  log "$1 K=$2 mix $3: $(field forwarded_mpps <<<"$r") Mpps forwarded, $(field new_cps <<<"$r") new conn/s, lost $(field lost <<<"$r"), forwarder CPU $8%, generator CPU ${g:-?}%, drops $7 (load $(load))"
+}
+
+# One point (K, mix): the testpmd ceiling, then ferryd in each mode, back to back.
+RESULTS=""
+pipeline() {
+  RESULTS="$TMP/results.tsv"
+  : > "$RESULTS"
+  local mode k mix out cap rss drops t0 w0 l0 cpu task
+  log "pipeline: flows {$FLOWS}, modes {$MODES}, mixes {$MIXES}, $DURATION s each, memory ${EAL_MEM[*]}"
+  for k in $FLOWS; do
+    for mix in $MIXES; do
+      if (( CEILING )); then
+        rm -f "$TMP"/*.sock
+        setsid "$TESTPMD" --lcores 0@0,1@1 --file-prefix "fbench$$-tp" --no-pci "${EAL_MEM[@]}" \
+          --vdev "net_memif0,role=server,socket=$TMP/client.sock,id=0" \
+          --vdev "net_memif1,role=server,socket=$TMP/backend.sock,id=0" \
+          -- --forward-mode=io --auto-start --stats-period 3600 --total-num-mbufs=32768 \
+          >"$TMP/testpmd.log" 2>&1 &
+        local tp=$!
+        PIDS+=("$tp")
+        local i; for i in $(seq 1 100); do [[ -S $TMP/backend.sock ]] && break; sleep 0.1; done
+        sleep 0.5
+        task=$(thread_of "$tp" rte-worker-1)
+        l0=$(load); t0=$(now_ticks); w0=$(ticks_of "$task")
+        out=$(run_gen "$k" "$(pct_of "$mix")" --dst-mac 02:00:00:00:00:01)
+        cpu=$(cpu_share "$task" "$w0" "$t0")
+        echo "$out" > "$TMP/gen-testpmd-$k-$mix.log"
+        stop_pid "$tp"
+        record testpmd-io "$k" "$mix" "$out" - - - "$cpu" "$l0"
+      fi
+      for mode in $MODES; do
+        cap=$(capacity_for "$k" "$mix")
+        write_config "$TMP/ferry.conf" "$mode" "$cap"
+        start_ferryd "$TMP/ferry.conf" "$TMP/ferryd.log"
+        task=$(thread_of "$FERRYD_PID" rte-worker-1)
+        l0=$(load); t0=$(now_ticks); w0=$(ticks_of "$task")
+        out=$(run_gen "$k" "$(pct_of "$mix")")
+        cpu=$(cpu_share "$task" "$w0" "$t0")
+        echo "$out" > "$TMP/gen-$mode-$k-$mix.log"
+        rss=$(rss_kib "$FERRYD_PID")
+        drops=$(ferry_drops)
+        stop_pid "$FERRYD_PID"
+        record "ferryd-$mode" "$k" "$mix" "$out" "$cap" "$rss" "$drops" "$cpu" "$l0"
+      done
+    done
+  done
+  print_pipeline
+}
+
+print_pipeline() {
+  "$PYTHON" - "$RESULTS" <<'EOF'
+import sys
+rows = [l.rstrip("\n").split("\t") for l in open(sys.argv[1]) if l.strip()]
+ceil = {(r[1], r[2]): float(r[4]) for r in rows if r[0] == "testpmd-io"}
+print()
+print("PIPELINE: 1 forwarding core; Mpps = million 60-byte TCP frames/s; mix A = established flows only,")
+print("B = every 10th flow pick closes the flow (RST) and opens a new one (SYN). ratio = forwarded / ceiling of the same point.")
+print("fwd CPU = share of CPU 1 the forwarding thread got during the run; gen CPU = the generator's share of CPU 0.")
+print("Mpps/full core = fwd Mpps / fwd CPU share: what one unshared core would do IF the forwarder was the bottleneck")
+print("(it is when the generator's CPU is high and offered = forwarded; on a quiet machine the two columns agree).")
+def norm(r):
+    try:
+        return float(r[4]) * 100.0 / max(1.0, float(r[11]))
+    except ValueError:
+        return None
+ceil_n = {(r[1], r[2]): norm(r) for r in rows if r[0] == "testpmd-io"}
+hdr = ("forwarder", "flows", "mix", "offered Mpps", "fwd Mpps", "ceiling Mpps", "ratio", "fwd CPU %",
+       "Mpps/full core", "ceiling/full core", "ratio/full core", "new conn/s", "lost", "warm SYN out",
+       "flow_capacity", "ferryd RSS MiB", "ferryd drops", "gen CPU %", "load 1/5/15 (start -> end)")
+print("| " + " | ".join(hdr) + " |")
+print("|" + "---|" * len(hdr))
+for r in rows:
+    name, k, mix, off, fwd, cps, lost, warm, cap, rss, drops, fcpu, gcpu, ld = r
+    c, cn, n = ceil.get((k, mix)), ceil_n.get((k, mix)), norm(r)
+    ferry = name != "testpmd-io"
+    ratio = f"{float(fwd) / c:.2f}" if c and ferry else "-"
+    ratio_n = f"{n / cn:.2f}" if n and cn and ferry else "-"
+    rss_mib = f"{int(rss) / 1024:.0f}" if rss not in ("-", "") else "-"
+    print("| " + " | ".join([name, k, mix, off, fwd, f"{c:.3f}" if c else "-", ratio, fcpu,
+                             f"{n:.2f}" if n else "-", f"{cn:.2f}" if cn else "-", ratio_n, cps, lost, warm, cap,
+                             rss_mib, drops, gcpu, ld]) + " |")
+EOF
+}
+
+memory() {
+  local cap rss hp base=""
+  echo
+  echo "MEMORY (ferryd, 1 worker, idle after start; flow table = 1.2 slots per entry x (64-byte entry + 2-byte signature))"
+  echo "| flow_capacity | VmRSS MiB | HugetlbPages MiB | RSS above capacity 65536, bytes per flow entry | load |"
+  echo "|---|---|---|---|---|"
+  for cap in 65536 1048576 8388608; do
+    write_config "$TMP/ferry.conf" nat "$cap"
+    start_ferryd "$TMP/ferry.conf" "$TMP/ferryd-mem.log"
+    sleep 1
+    rss=$(rss_kib "$FERRYD_PID"); hp=$(hugetlb_kib "$FERRYD_PID")
+    stop_pid "$FERRYD_PID"
+    local per="-"
+    if [[ -z $base ]]; then base=$rss; else per=$(( (rss - base) * 1024 / (cap - 65536) )); fi
+    echo "| $cap | $(( rss / 1024 )) | $(( ${hp:-0} / 1024 )) | $per | $(load) |"
+  done
+}
+
+# Peers side by side: the e2e namespace topology (tests/e2e/topo.py: client
+# namespace, lb namespace, three mock_ai_server backends behind a bridge),
+# with ferryd (net_af_packet, full NAT, 1 worker), then nftables DNAT
+# (Topology.kernel_lb), then haproxy (mode tcp, 1 thread) as the balancer, one
+# after the other. wrk in the client namespace against http://VIP/health,
+# keep-alive and with "Connection: close" (a new TCP connection per request).
+# The backends are Python HTTP servers: they, not the balancer, set the
+# ceiling of requests/s here; the figures compare the balancers' overhead at
+# that rate (latency mostly).
+peers() {
+  command -v wrk >/dev/null || die "wrk missing (apt-get install wrk)"
+  command -v haproxy >/dev/null || die "haproxy missing (apt-get install haproxy)"
+  local hp=1
+  (( NO_HUGE )) && hp=0
+  echo
+  FERRYD="$FERRYD" "$PYTHON" - "$REPO" "$DURATION" "$hp" <<'EOF'
+import os, re, subprocess, sys, time
+repo, duration, hugepages = sys.argv[1], int(sys.argv[2]), sys.argv[3] == "1"
+sys.path.insert(0, os.path.join(repo, "tests", "e2e"))
+from topo import Topology, VIP, HTTP_PORT  # noqa: E402
+
+CONNS, THREADS = 16, 1
+URL = f"http://{VIP}/health"
+
+
+def load():
+    return " ".join(open("/proc/loadavg").read().split()[:3])
+
+
+def wrk(t, close):
+    argv = ["wrk", f"-t{THREADS}", f"-c{CONNS}", f"-d{duration}s", "--latency"]
+    if close:
+        argv += ["-H", "Connection: close"]
+    l0 = load()
+    cp = t.run_in(t.ns_client, argv + [URL], timeout=duration + 60, check=False)
+    out = cp.stdout
+    rps = re.search(r"Requests/sec:\s+([\d.]+)", out)
+    p99 = re.search(r"^\s+99%\s+([\d.]+)(us|ms|s)\s*$", out, re.M)
+    errs = re.search(r"Socket errors: (.*)", out)
+    non2xx = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
+    scale = {"us": 0.001, "ms": 1.0, "s": 1000.0}
+    return {
+        "rps": float(rps.group(1)) if rps else 0.0,
+        "p99_ms": float(p99.group(1)) * scale[p99.group(2)] if p99 else float("nan"),
+        "errors": (errs.group(1).strip() if errs else "none") + (f"; non-2xx {non2xx.group(1)}" if non2xx else ""),
+        "load": f"{l0} -> {load()}",
+    }
+
+
+def measure(t, name):
+    wrk_short = ["wrk", "-t1", "-c4", "-d2s", URL]
+    t.run_in(t.ns_client, wrk_short, timeout=60, check=False)  # warm-up, discarded
+    res = {"keep-alive": wrk(t, False), "close": wrk(t, True)}
+    for k, r in res.items():
+        print(f"==> {name} {k}: {r['rps']:.0f} req/s, p99 {r['p99_ms']:.2f} ms, errors {r['errors']} "
+              f"(load {r['load']})", file=sys.stderr, flush=True)
+    return res
+
+
+def haproxy_cfg(t):
+    scale = -(-max(b.weight for b in t.backends) // 256)  # haproxy weights are 0..256: same ratios
+    servers = "\n".join(f"  server {b.id} {b.address}:{HTTP_PORT} weight {b.weight // scale}" for b in t.backends)
+    return (f"global\n  maxconn 4096\n  nbthread 1\n"
+            f"defaults\n  mode tcp\n  timeout connect 5s\n  timeout client 30s\n  timeout server 30s\n"
+            f"frontend fe\n  bind {VIP}:80\n  default_backend be\n"
+            f"backend be\n  balance roundrobin\n{servers}\n")
+
+
+results = {}
+with Topology(backends=3, weights=(100, 200, 300)) as t:
+    cfg = t.write_config(workers=1, mode="nat", udp=False, control={"metrics_listen": ""})
+    t.start_ferryd(cfg, hugepages=hugepages, extra_eal=["--huge-unlink"] if hugepages else [])
+    t.wait_backends_seen()
+    results["ferryd (nat, af_packet, 1 worker)"] = measure(t, "ferryd")
+    t.stop_ferryd()
+
+    t.kernel_lb()
+    t.wait_backends_seen()
+    results["nftables DNAT (kernel)"] = measure(t, "nftables")
+
+    t.run_in(t.ns_lb, ["nft", "delete", "table", "ip", "ferry_kernel_lb"])
+    path = t.tmpdir / "haproxy.cfg"
+    path.write_text(haproxy_cfg(t))
+    proc = t.ns_exec(t.ns_lb, ["haproxy", "-db", "-f", str(path)], log="haproxy.log")
+    time.sleep(1.0)
+    if proc.poll() is not None:
+        raise SystemExit("haproxy exited: " + t.log_path("haproxy.log").read_text())
+    t.wait_backends_seen()
+    results["haproxy 2.6 (mode tcp, 1 thread)"] = measure(t, "haproxy")
+
+ref = results["ferryd (nat, af_packet, 1 worker)"]
+print(f"PEERS: wrk -t{THREADS} -c{CONNS} -d{duration}s --latency {URL} from the client namespace; "
+      "3 Python mock_ai_server backends (weights 100/200/300); ratio = balancer / ferryd.")
+print("With Connection: close, wrk counts each server-side close as a read error: those are expected.")
+hdr = ["balancer", "keep-alive req/s", "ratio", "p99 ms", "ratio", "close req/s", "ratio", "p99 ms", "ratio",
+       "errors (keep-alive; close)", "load (keep-alive; close)"]
+print("| " + " | ".join(hdr) + " |")
+print("|" + "---|" * len(hdr))
+for name, r in results.items():
+    ka, cl = r["keep-alive"], r["close"]
+    def ratio(a, b):
+        return f"{a / b:.2f}" if b and b == b and a == a else "-"
+    print("| " + " | ".join([
+        name, f"{ka['rps']:.0f}", ratio(ka["rps"], ref["keep-alive"]["rps"]),
+        f"{ka['p99_ms']:.2f}", ratio(ka["p99_ms"], ref["keep-alive"]["p99_ms"]),
+        f"{cl['rps']:.0f}", ratio(cl["rps"], ref["close"]["rps"]),
+        f"{cl['p99_ms']:.2f}", ratio(cl["p99_ms"], ref["close"]["p99_ms"]),
+        f"{ka['errors']}; {cl['errors']}", f"{ka['load']}; {cl['load']}"]) + " |")
+EOF
+}
+
+header() {
+  echo "Ferry benchmark, $(date -u '+%Y-%m-%d %H:%M:%S UTC'), commit $(git -C "$REPO" rev-parse --short HEAD 2>/dev/null || echo '?')$(git -C "$REPO" diff --quiet 2>/dev/null || echo ' (+ local changes)')"
+  echo "machine: $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //'), $(nproc) CPUs, $(awk '/MemTotal/ { printf "%.0f GiB", $2 / 1048576 }' /proc/meminfo), kernel $(uname -r)"
+  echo "build: $(meson introspect "$BUILD" --buildoptions 2>/dev/null | "$PYTHON" -c 'import json,sys; o={x["name"]: x["value"] for x in json.load(sys.stdin)}; print(o.get("buildtype"), "b_ndebug=" + str(o.get("b_ndebug")))' 2>/dev/null || echo "?") ($FERRYD)"
+  echo "DPDK $(pkg-config --modversion libdpdk), memory: ${EAL_MEM[*]}; load at start: $(load)"
+}
+
+main() {
+  local what=all
+  if [[ $# -gt 0 && $1 != -* ]]; then what=$1; shift; fi
+  while [[ $# -gt 0 ]]; do
+    case $1 in
+      --flows) FLOWS=$2; shift 2 ;;
+      --modes) MODES=$2; shift 2 ;;
+      --mixes) MIXES=$2; shift 2 ;;
+      --duration) DURATION=$2; shift 2 ;;
+      --no-huge) NO_HUGE=1; shift ;;
+      --no-ceiling) CEILING=0; shift ;;
+      -h|--help) sed -n '2,/^set -euo/p' "$0" | sed '$d'; exit 0 ;;
+      *) die "unknown option $1 (see --help)" ;;
+    esac
+  done
+  need_root
+  TMP=$(mktemp -d /tmp/ferry-bench.XXXXXX)
+  build
+  FERRYD="${FERRYD:-$BUILD/src/ferryd/ferryd}"
+  FERRYCTL="${FERRYCTL:-$BUILD/src/ferryctl/ferryctl}"
+  setup_memory
+  header
+  case $what in
+    all) gen_binary; pipeline; memory ;;
+    pipeline) gen_binary; pipeline ;;
+    memory) memory ;;
+    peers) peers ;;
+    *) die "unknown mode '$what' (pipeline | memory | peers)" ;;
+  esac
+}
+
+main "$@"
