@@ -11,7 +11,7 @@ packages=(
   libcpp-httplib-dev nlohmann-json3-dev libcli11-dev libsystemd-dev
   # tests, demo and benchmarks
   python3 python3-scapy iproute2 ethtool nftables procps kmod curl
-  wrk iperf3 iputils-ping
+  wrk iperf3 iputils-ping haproxy
 )
 
 missing=()
