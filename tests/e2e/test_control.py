@@ -19,7 +19,7 @@ import time
 import unittest
 from pathlib import Path
 
-from topo import HOST_ADDRS, PYTHON, VIP, Topology
+from topo import HOST_ADDRS, PYTHON, VIP, Topology, close_class_topology, open_class_topology
 
 # Workers sleep this long after an empty poll: on this 2-core machine the
 # clients, servers and ferryd share the cores (as in test_dataplane.py).
@@ -189,24 +189,20 @@ class ControlTopology:
     @classmethod
     def setUpClass(cls):
         require_root()
+        n = cls.CONFIG_BACKENDS or cls.BACKENDS
+
+        def setup(t):
+            cls.cfg = t.write_config(workers=1, vips=[cls.vip(t.vip_backends()[:n])],
+                                     worker_settings=E2E_WORKER_SETTINGS)
+            t.start_ferryd(cls.cfg)
+            t.wait_backends_seen(ids=[b.id for b in t.backends[:n]], timeout=30)
+
         cls.topo = Topology(cls.BACKENDS, weights=cls.WEIGHTS)
-        cls.topo.__enter__()
-        try:
-            n = cls.CONFIG_BACKENDS or cls.BACKENDS
-            cls.cfg = cls.topo.write_config(workers=1, vips=[cls.vip(cls.topo.vip_backends()[:n])],
-                                            worker_settings=E2E_WORKER_SETTINGS)
-            cls.topo.start_ferryd(cls.cfg)
-            cls.topo.wait_backends_seen(ids=[b.id for b in cls.topo.backends[:n]], timeout=30)
-        except BaseException:
-            cls.topo.dump_logs()
-            cls.topo.__exit__(None, None, None)
-            raise
+        open_class_topology(cls.topo, setup)
 
     @classmethod
     def tearDownClass(cls):
-        rc = cls.topo.stop_ferryd()
-        cls.topo.__exit__(None, None, None)
-        assert rc == 0, f"ferryd exited with {rc} on SIGTERM"
+        close_class_topology(cls.topo)
 
     @classmethod
     def vip(cls, backends, health=None):

@@ -12,7 +12,7 @@ import time
 import unittest
 
 from topo import (HOST_ADDRS, CLIENT_ADDR, IF_BACKEND, IF_CLIENT, IF_LB_BACKEND, IF_LB_CLIENT, LB_BACKEND_ADDR,
-                  LB_CLIENT_ADDR, PYTHON, VIP, Topology)
+                  LB_CLIENT_ADDR, PYTHON, VIP, Topology, close_class_topology, open_class_topology)
 
 HOST_BACKEND_ADDR = HOST_ADDRS["fe-host-be"].split("/")[0]
 
@@ -66,22 +66,17 @@ class BalancedTraffic:
     @classmethod
     def setUpClass(cls):
         require_root()
-        cls.topo = Topology(3, weights=(100, 200, 300))
-        cls.topo.__enter__()
-        try:
-            cfg = cls.topo.write_config(workers=cls.WORKERS, mode=cls.MODE, worker_settings=E2E_WORKER_SETTINGS)
-            cls.topo.start_ferryd(cfg, workers=cls.WORKERS)
-            cls.topo.wait_backends_seen(timeout=30)
-        except BaseException:
-            cls.topo.dump_logs()
-            cls.topo.__exit__(None, None, None)
-            raise
+
+        def setup(t):
+            t.start_ferryd(t.write_config(workers=cls.WORKERS, mode=cls.MODE, worker_settings=E2E_WORKER_SETTINGS),
+                           workers=cls.WORKERS)
+            t.wait_backends_seen(timeout=30)
+
+        cls.topo = open_class_topology(Topology(3, weights=(100, 200, 300)), setup)
 
     @classmethod
     def tearDownClass(cls):
-        rc = cls.topo.stop_ferryd()
-        cls.topo.__exit__(None, None, None)
-        assert rc == 0, f"ferryd exited with {rc} on SIGTERM"
+        close_class_topology(cls.topo)
 
     def test_concurrent_requests_succeed_and_follow_weights(self):
         r = self.topo.load(n=N_REQUESTS, concurrency=40, new_conn=True, timeout=20)

@@ -21,7 +21,7 @@ import time
 import unittest
 from pathlib import Path
 
-from topo import CLIENT_ADDR, PYTHON, VIP, Topology
+from topo import CLIENT_ADDR, PYTHON, VIP, Topology, close_class_topology, open_class_topology
 
 REPO = Path(__file__).resolve().parents[2]
 EXAMPLE_CONF = REPO / "conf" / "ferry.conf"
@@ -281,23 +281,19 @@ class Operator(unittest.TestCase):
     def setUpClass(cls):
         require_root()
         require_ferryctl()
-        cls.topo = Topology(3, weights=(100, 200, 300))
-        cls.topo.__enter__()
-        try:
-            cls.cfg = cls.topo.write_config(workers=1, worker_settings=E2E_WORKER_SETTINGS)
+
+        def setup(t):
+            cls.cfg = t.write_config(workers=1, worker_settings=E2E_WORKER_SETTINGS)
             cls.cfg_text = cls.cfg.read_text()
-            cls.topo.start_ferryd(cls.cfg)
-            cls.topo.wait_backends_seen(timeout=30)
-        except BaseException:
-            cls.topo.dump_logs()
-            cls.topo.__exit__(None, None, None)
-            raise
+            t.start_ferryd(cls.cfg)
+            t.wait_backends_seen(timeout=30)
+
+        cls.topo = Topology(3, weights=(100, 200, 300))
+        open_class_topology(cls.topo, setup)
 
     @classmethod
     def tearDownClass(cls):
-        rc = cls.topo.stop_ferryd()
-        cls.topo.__exit__(None, None, None)
-        assert rc == 0, f"ferryd exited with {rc} on SIGTERM"
+        close_class_topology(cls.topo)
 
     def run(self, result=None):
         failures = len(result.failures) + len(result.errors) if result else 0

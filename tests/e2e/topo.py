@@ -777,6 +777,27 @@ class Topology:
         raise TopologyError(f"backends {sorted(want)} not all seen within {timeout}s: {result}")
 
 
+def open_class_topology(topo, setup):
+    """For a test class that shares one topology: enter `topo`, run
+    setup(topo) (write a config, start ferryd, wait for backends); if that
+    fails, dump the logs and tear everything down before re-raising."""
+    topo.__enter__()
+    try:
+        setup(topo)
+    except BaseException:
+        topo.dump_logs()
+        topo.__exit__(None, None, None)
+        raise
+    return topo
+
+
+def close_class_topology(topo):
+    """Stop ferryd (it must exit 0 on SIGTERM) and tear the topology down."""
+    rc = topo.stop_ferryd()
+    topo.__exit__(None, None, None)
+    assert rc == 0, f"ferryd exited with {rc} on SIGTERM"
+
+
 # --------------------------------------------------------------------------
 # Helpers used by Topology that are useful on their own
 # --------------------------------------------------------------------------
