@@ -49,6 +49,14 @@ struct Pending {
     uint16_t port_id;
 };
 
+// One packet after the first pass over a burst: parsed, and for TCP/UDP the
+// hash of its 5-tuple, whose flow-table buckets are already being prefetched.
+struct Preparsed {
+    packet::Parsed p;
+    packet::ParseResult r;
+    uint32_t hash;
+};
+
 // Per-worker state for one loop iteration plus the helpers that act on it.
 class Worker {
 public:
@@ -65,9 +73,11 @@ public:
     void run();
 
 private:
-    void process(rte_mbuf* m, uint16_t in_port, bool handed_off);
+    // `pre` is this packet's parse from the burst's first pass (nullptr: parse here).
+    void process(rte_mbuf* m, uint16_t in_port, bool handed_off, const struct Preparsed* pre);
+    void process_burst(rte_mbuf** pkts, uint16_t n, uint16_t in_port);
     void handle_arp(rte_mbuf* m, const PortInfo& port, const packet::Parsed& p);
-    void forward_vip(rte_mbuf* m, const packet::Parsed& p, uint32_t vip_id, bool handed_off);
+    void forward_vip(rte_mbuf* m, const packet::Parsed& p, uint32_t hash, uint32_t vip_id, bool handed_off);
     bool reply_flow(rte_mbuf* m, const packet::Parsed& p, uint32_t slot);
     void to_exception(rte_mbuf* m, const PortInfo& port);
     void send(rte_mbuf* m, uint16_t port_id, uint32_t nexthop_ip);
@@ -115,6 +125,7 @@ private:
     std::vector<int64_t> active_scratch_ = std::vector<int64_t>(kMaxBackends, 0);
     uint64_t rng_ = 0x9e3779b97f4a7c15ull;
     uint32_t last_sweep_ms_ = 0;
+    Preparsed pre_[kMaxBurst];
     uint32_t sweep_slice_ = kMinSweepSlice;
 };
 
@@ -285,7 +296,7 @@ void Worker::end_flow(uint32_t slot) {
     w_.flows->remove_with_peer(fwd);
 }
 
-void Worker::forward_vip(rte_mbuf* m, const packet::Parsed& p, uint32_t vip_id, bool handed_off) {
+void Worker::forward_vip(rte_mbuf* m, const packet::Parsed& p, uint32_t hash, uint32_t vip_id, bool handed_off) {
     const VipEntry& vip = snap_->vips[vip_id];
     if (vip.mode == ForwardMode::dnat && n_workers_ > 1 && !handed_off) {
         uint32_t owner = owner_of_client(p.src_ip, p.src_port);
@@ -300,7 +311,7 @@ void Worker::forward_vip(rte_mbuf* m, const packet::Parsed& p, uint32_t vip_id, 
     const bool tcp = p.proto == IPPROTO_TCP;
     const bool syn = tcp && (p.tcp_flags & packet::kTcpSyn) && !(p.tcp_flags & packet::kTcpAck);
     flow::FlowKey key = flow::FlowKey::v4(p.src_ip, p.dst_ip, p.src_port, p.dst_port, p.proto);
-    uint32_t slot = w_.flows->lookup(key);
+    uint32_t slot = w_.flows->lookup(key, hash);
     if (slot != flow::kNoPeer) {
         flow::FlowEntry& e = w_.flows->entry(slot);
         bool stale = flow::FlowTable::expired(e.value, now_ms_, vip.timeouts) ||
@@ -461,11 +472,18 @@ bool Worker::reply_flow(rte_mbuf* m, const packet::Parsed& p, uint32_t slot) {
     return true;
 }
 
-void Worker::process(rte_mbuf* m, uint16_t in_port, bool handed_off) {
+void Worker::process(rte_mbuf* m, uint16_t in_port, bool handed_off, const Preparsed* pre) {
     const PortInfo& port = dp_.ports()[port_index_[in_port]];
     auto* data = rte_pktmbuf_mtod(m, uint8_t*);
-    packet::Parsed p;
-    packet::ParseResult r = packet::parse(data, rte_pktmbuf_data_len(m), p);
+    packet::Parsed parsed;
+    packet::ParseResult r;
+    if (pre) {
+        parsed = pre->p;
+        r = pre->r;
+    } else {
+        r = packet::parse(data, rte_pktmbuf_data_len(m), parsed);
+    }
+    const packet::Parsed& p = parsed;
     switch (r) {
         case packet::ParseResult::ok: break;
         case packet::ParseResult::arp: return handle_arp(m, port, p);
@@ -478,9 +496,11 @@ void Worker::process(rte_mbuf* m, uint16_t in_port, bool handed_off) {
         default: return drop(m, drop_of(r));
     }
 
+    flow::FlowKey key = flow::FlowKey::v4(p.src_ip, p.dst_ip, p.src_port, p.dst_port, p.proto);
+    const uint32_t hash = pre ? pre->hash : flow::FlowTable::hash(key);
     if (p.proto != IPPROTO_ICMP) {
         uint32_t vip = snap_->find_vip(p.dst_ip, p.dst_port, p.proto);
-        if (vip != kNone) return forward_vip(m, p, vip, handed_off);
+        if (vip != kNone) return forward_vip(m, p, hash, vip, handed_off);
     }
     const PortInfo* local = local_port_for(p.dst_ip);
     if (p.proto == IPPROTO_ICMP) {
@@ -501,8 +521,7 @@ void Worker::process(rte_mbuf* m, uint16_t in_port, bool handed_off) {
             uint32_t owner = dp_.nat_port_owner()[ntohs(p.dst_port)];
             if (owner != w_.index) return handoff(m, owner);
         }
-        flow::FlowKey key = flow::FlowKey::v4(p.src_ip, p.dst_ip, p.src_port, p.dst_port, p.proto);
-        uint32_t slot = w_.flows->lookup(key);
+        uint32_t slot = w_.flows->lookup(key, hash);
         if (slot != flow::kNoPeer && reply_flow(m, p, slot)) return;
         return to_exception(m, port);
     }
@@ -513,10 +532,30 @@ void Worker::process(rte_mbuf* m, uint16_t in_port, bool handed_off) {
         uint32_t owner = owner_of_client(p.dst_ip, p.dst_port);
         if (owner != w_.index) return handoff(m, owner);
     }
-    flow::FlowKey key = flow::FlowKey::v4(p.src_ip, p.dst_ip, p.src_port, p.dst_port, p.proto);
-    uint32_t slot = w_.flows->lookup(key);
+    uint32_t slot = w_.flows->lookup(key, hash);
     if (slot != flow::kNoPeer && reply_flow(m, p, slot)) return;
     to_exception(m, port);
+}
+
+// Two passes over a burst: first parse every packet and start fetching its
+// flow-table buckets, then process them, so the bucket loads of one packet
+// overlap the work on the others instead of stalling one after another.
+void Worker::process_burst(rte_mbuf** pkts, uint16_t n, uint16_t in_port) {
+    for (uint16_t i = 0; i < n && i < 4; ++i) rte_prefetch0(rte_pktmbuf_mtod(pkts[i], void*));
+    for (uint16_t i = 0; i < n; ++i) {
+        if (i + 4 < n) rte_prefetch0(rte_pktmbuf_mtod(pkts[i + 4], void*));
+        Preparsed& pp = pre_[i];
+        pp.r = packet::parse(rte_pktmbuf_mtod(pkts[i], const uint8_t*), rte_pktmbuf_data_len(pkts[i]), pp.p);
+        pp.hash = 0;
+        if (pp.r == packet::ParseResult::ok && pp.p.proto != IPPROTO_ICMP) {
+            flow::FlowKey key = flow::FlowKey::v4(pp.p.src_ip, pp.p.dst_ip, pp.p.src_port, pp.p.dst_port, pp.p.proto);
+            pp.hash = flow::FlowTable::hash(key);
+            w_.flows->prefetch(pp.hash);
+        }
+        ++c_.rx_packets;
+        c_.rx_bytes += rte_pktmbuf_pkt_len(pkts[i]);
+    }
+    for (uint16_t i = 0; i < n; ++i) process(pkts[i], in_port, false, &pre_[i]);
 }
 
 void Worker::flush_tx() {
@@ -554,20 +593,14 @@ void Worker::run() {
             if (!r) continue;
             n = rte_ring_dequeue_burst(r, reinterpret_cast<void**>(pkts), burst, nullptr);
             c_.handoff_in += n;
-            for (unsigned i = 0; i < n; ++i) process(pkts[i], pkts[i]->port, true);
+            for (unsigned i = 0; i < n; ++i) process(pkts[i], pkts[i]->port, true, nullptr);
             work += n;
         }
 
         for (const auto& port : dp_.ports()) {
             uint16_t nb = rte_eth_rx_burst(port.port_id, uint16_t(w_.index), pkts, uint16_t(burst));
             work += nb;
-            for (uint16_t i = 0; i < nb && i < 4; ++i) rte_prefetch0(rte_pktmbuf_mtod(pkts[i], void*));
-            for (uint16_t i = 0; i < nb; ++i) {
-                if (i + 4 < nb) rte_prefetch0(rte_pktmbuf_mtod(pkts[i + 4], void*));
-                ++c_.rx_packets;
-                c_.rx_bytes += rte_pktmbuf_pkt_len(pkts[i]);
-                process(pkts[i], port.port_id, false);
-            }
+            if (nb) process_burst(pkts, nb, port.port_id);
             if (port.has_exception) {
                 // What the host's kernel sends leaves through the port unchanged.
                 nb = rte_eth_rx_burst(port.exception_port_id, uint16_t(w_.index), pkts, uint16_t(burst));
