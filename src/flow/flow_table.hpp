@@ -129,8 +129,12 @@ public:
     uint32_t lookup(const FlowKey& key, uint32_t hash) const;
     // Bulk lookup with prefetch: out[i] = slot or kNoPeer. n <= 64.
     void lookup_bulk(const FlowKey* const keys[], uint32_t n, uint32_t out[]) const;
-    // Prefetches the two candidate buckets of a key (for callers that pipeline).
+    // Pipelined lookups for callers that handle a burst: prefetch(hash) starts
+    // loading the key's two signature lines; once they have had time to
+    // arrive, prefetch_entry(hash) starts loading the entry whose signature
+    // matches (the first one found), so the later lookup() hits the cache.
     void prefetch(uint32_t hash) const;
+    void prefetch_entry(uint32_t hash) const;
 
     // Inserts a new entry (the key must not be present: not checked). Returns
     // its slot, or kNoPeer when full (counted in stats().insert_full; see top).

@@ -162,6 +162,19 @@ inline void FlowTable::prefetch(uint32_t h) const {
     __builtin_prefetch(sigs_ + size_t(bucket_of(h, 1)) * kBucketSlots);
 }
 
+inline void FlowTable::prefetch_entry(uint32_t h) const {
+    const uint16_t sig = sig_of(h);
+    const uint32_t b1 = bucket_of(h, 0);
+    const uint32_t m1 = detail::match_bucket(sigs_ + size_t(b1) * kBucketSlots, sig);
+    if (m1 != 0) {
+        __builtin_prefetch(entries_ + size_t(b1) * kBucketSlots + std::countr_zero(m1));
+        return;
+    }
+    const uint32_t b2 = bucket_of(h, 1);
+    const uint32_t m2 = detail::match_bucket(sigs_ + size_t(b2) * kBucketSlots, sig);
+    if (m2 != 0) __builtin_prefetch(entries_ + size_t(b2) * kBucketSlots + std::countr_zero(m2));
+}
+
 inline uint32_t FlowTable::lookup(const FlowKey& key, uint32_t h) const {
     const uint16_t sig = sig_of(h);
     const uint32_t b1 = bucket_of(h, 0);
