@@ -162,7 +162,7 @@ ToBackend Steering::open_flow(const Snapshot& snap, uint32_t vip_id, const VipEn
     fv.state = uint8_t(tcp ? flow::FlowState::syn_seen : flow::FlowState::udp);
     fv.last_seen = now_ms;
     fv.created = now_ms;
-    uint32_t fwd = t.insert(key, fv);
+    uint32_t fwd = insert(snap, key, fv, now_ms);
     if (fwd != flow::kNoPeer) {
         const flow::FlowKey rkey = nat ? flow::FlowKey::v4(be.ip, out.nat_ip, be.port, out.nat_port, p.proto)
                                        : flow::FlowKey::v4(be.ip, p.src_ip, be.port, p.src_port, p.proto);
@@ -178,7 +178,7 @@ ToBackend Steering::open_flow(const Snapshot& snap, uint32_t vip_id, const VipEn
             const uint32_t old = t.lookup(rkey);
             if (old != flow::kNoPeer) end_flow(old);
         }
-        const uint32_t rev = t.insert(rkey, rv);
+        const uint32_t rev = insert(snap, rkey, rv, now_ms);
         if (rev == flow::kNoPeer) {
             t.remove(fwd);
             fwd = flow::kNoPeer;
@@ -295,13 +295,19 @@ bool Steering::to_client(const packet::Parsed& p, uint32_t slot, uint32_t pkt_le
 }
 
 uint32_t Steering::sweep(const Snapshot& snap, uint32_t budget, uint32_t now_ms) {
-    return x_.flows->sweep(
-        budget, now_ms,
-        [&](uint16_t vip_id) -> const flow::Timeouts& {
-            return vip_id < snap.vips.size() && snap.vips[vip_id].present ? snap.vips[vip_id].timeouts
-                                                                          : default_timeouts_;
-        },
-        [&](const flow::FlowEntry& e) { release(e); });
+    return x_.flows->sweep(budget, now_ms, timeouts_of(snap), [&](const flow::FlowEntry& e) { release(e); });
+}
+
+uint32_t Steering::insert(const Snapshot& snap, const flow::FlowKey& key, const flow::FlowValue& v,
+                          uint32_t now_ms) {
+    flow::FlowTable& t = *x_.flows;
+    const uint32_t slot = t.insert(key, v);
+    if (slot != flow::kNoPeer) return slot;
+    // No room: flows that expired but the sweep has not reached yet give way.
+    const uint32_t freed = t.reclaim(flow::FlowTable::hash(key), now_ms, timeouts_of(snap),
+                                     [&](const flow::FlowEntry& e) { release(e); });
+    x_.counters->flows_expired += freed;
+    return freed != 0 ? t.insert(key, v) : flow::kNoPeer;
 }
 
 }  // namespace ferry::dp

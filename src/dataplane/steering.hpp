@@ -86,6 +86,15 @@ private:
                         const flow::FlowKey& key, uint32_t now_ms);
     bool pick_nat_port(const BackendEntry& be, uint8_t nat_addr, uint8_t proto, uint16_t& port_net);
     void release(const flow::FlowEntry& e);
+    // FlowTable::insert, reclaiming expired flows in the key's buckets when full.
+    uint32_t insert(const Snapshot& snap, const flow::FlowKey& key, const flow::FlowValue& v, uint32_t now_ms);
+    // Each VIP's timeouts by id, for the sweep and reclaim.
+    auto timeouts_of(const Snapshot& snap) const {
+        return [&snap, this](uint16_t vip_id) -> const flow::Timeouts& {
+            return vip_id < snap.vips.size() && snap.vips[vip_id].present ? snap.vips[vip_id].timeouts
+                                                                          : default_timeouts_;
+        };
+    }
 
     SteeringParts x_;
     flow::Timeouts default_timeouts_;

@@ -169,6 +169,22 @@ TEST(Steering, EveryBackendGetsTheWholeNatPortRange) {
     EXPECT_EQ(b.nat_port, first.nat_port);
 }
 
+TEST(Steering, ExpiredFlowsTheSweepHasNotReachedMakeRoom) {
+    Rig r(3, ForwardMode::nat, SchedulerKind::maglev, port_range(2000, 60000));
+    uint16_t port = 1024;
+    while (r.syn(0xc0a80001, port).forward()) ++port;  // until the table is full
+    EXPECT_GT(r.flows.size(), r.flows.capacity() - 64);
+    EXPECT_EQ(r.syn(0xc0a80002, 1).drop, Drop::flow_table_full);
+    // Every flow is past its SYN timeout now; no sweep has run.
+    r.now += 10'001;
+    const uint64_t expired_before = r.counters.flows_expired;
+    EXPECT_TRUE(r.syn(0xc0a80002, 2).forward());
+    EXPECT_GT(r.counters.flows_expired, expired_before);
+    EXPECT_EQ(r.backend_counters[0].active_flows + r.backend_counters[1].active_flows +
+                  r.backend_counters[2].active_flows,
+              int64_t(r.flows.size() / 2));
+}
+
 TEST(Steering, NonSynWithoutFlow) {
     Rig nat(3, ForwardMode::nat, SchedulerKind::maglev, port_range(5000, 100));
     const ToBackend a = nat.send(Rig::client_packet(0xc0a80001, 40000, packet::kTcpAck));
