@@ -63,6 +63,8 @@ public:
     Worker(Dataplane& dp, WorkerContext& w) : dp_(dp), w_(w), c_(w.counters) {
         hz_per_ms_ = rte_get_tsc_hz() / 1000;
         if (hz_per_ms_ == 0) hz_per_ms_ = 1;
+        hz_per_us_ = rte_get_tsc_hz() / 1'000'000;
+        if (hz_per_us_ == 0) hz_per_us_ = 1;
         for (size_t i = 0; i < dp.ports().size(); ++i) port_index_[dp.ports()[i].port_id] = uint8_t(i);
         n_workers_ = dp.worker_count();
         idle_sleep_us_ = dp.config().workers.idle_sleep_us;
@@ -111,7 +113,9 @@ private:
     WorkerCounters& c_;
     const Snapshot* snap_ = nullptr;
     uint32_t now_ms_ = 0;
+    uint32_t now_us_ = 0;   // microseconds, wraps every ~71 min; for handshake times
     uint64_t hz_per_ms_ = 1;
+    uint64_t hz_per_us_ = 1;
     uint32_t n_workers_ = 1;
     uint32_t idle_sleep_us_ = 0;
     uint8_t port_index_[RTE_MAX_ETHPORTS] = {};
@@ -372,6 +376,7 @@ void Worker::forward_vip(rte_mbuf* m, const packet::Parsed& p, uint32_t hash, ui
                 rv.vip_id = uint16_t(vip_id);
                 rv.is_reply = 1;
                 rv.peer = fwd;
+                rv.created = now_us_;  // the SYN-ACK's arrival gives the backend's connect time
                 // A reply key still held by an older flow (same client port reused
                 // quickly in dnat) is taken over by the new flow.
                 uint32_t old = w_.flows->lookup(rkey);
@@ -447,6 +452,8 @@ bool Worker::reply_flow(rte_mbuf* m, const packet::Parsed& p, uint32_t slot) {
             if (synack && f.value.state == uint8_t(flow::FlowState::syn_seen)) {
                 f.value.state = uint8_t(flow::FlowState::established);
                 ++bc.synack_seen;
+                bc.connect_us_sum += uint32_t(now_us_ - r.value.created);  // wrap-safe
+                ++bc.connect_samples;
             }
             if (p.tcp_flags & packet::kTcpRst) {
                 if (f.value.state == uint8_t(flow::FlowState::syn_seen)) ++bc.rst_on_syn;
@@ -576,7 +583,9 @@ void Worker::run() {
 
     while (!dp_.quit.load(std::memory_order_relaxed)) {
         snap_ = dp_.snapshot();
-        now_ms_ = uint32_t(rte_get_tsc_cycles() / hz_per_ms_);
+        const uint64_t tsc = rte_get_tsc_cycles();
+        now_ms_ = uint32_t(tsc / hz_per_ms_);
+        now_us_ = uint32_t(tsc / hz_per_us_);
         uint32_t work = 0;
 
         // Frames the control thread wants sent (ARP requests, gratuitous ARP).
