@@ -51,12 +51,15 @@ private:
     double last_count_ = 0;
 };
 
+// EWMA weight of the newest interval mean in Ferry's latency estimates.
+inline constexpr double kDefaultLatencySmoothing = 0.3;
+
 // A smoothed latency: interval means of cumulative totals, or single samples,
 // folded into an EWMA that starts at the first value seen.
 class LatencyEstimate {
 public:
     // alpha in (0, 1]: weight of the newest mean. Throws std::invalid_argument.
-    explicit LatencyEstimate(double alpha = 0.3);
+    explicit LatencyEstimate(double alpha = kDefaultLatencySmoothing);
 
     // Cumulative totals (e.g. a histogram's _sum and _count). Returns true when
     // the interval added observations and the estimate moved.

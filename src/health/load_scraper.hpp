@@ -84,13 +84,11 @@ struct LoadStatus {
     uint32_t consecutive_errors = 0;  // failed scrapes since the last good one
     balance::LoadSignals last_signals;  // of the last good scrape
     // Server-reported latencies, seconds: the mean over each scrape interval (histogram _sum and
-    // _count deltas), smoothed (EWMA, weight kLatencySmoothing); empty until an interval had one.
+    // _count deltas), smoothed (EWMA, weight balance::kDefaultLatencySmoothing); empty until an interval had one.
     std::optional<double> ttft_s;
     std::optional<double> tpot_s;
 };
 
-// EWMA weight of the newest interval mean in LoadStatus::ttft_s and tpot_s.
-inline constexpr double kLatencySmoothing = 0.3;
 
 // A change of a target's published factor.
 struct LoadEvent {
@@ -152,8 +150,8 @@ private:
     struct Target {
         uint64_t id = 0;  // tag of its scrapes in the Fetcher
         balance::LoadFactor factor;
-        balance::LatencyEstimate ttft{kLatencySmoothing};
-        balance::LatencyEstimate tpot{kLatencySmoothing};
+        balance::LatencyEstimate ttft;
+        balance::LatencyEstimate tpot;
         LoadStatus counters;  // all but factor, which lives in `factor`
         Clock::time_point next_due;
         bool in_flight = false;

@@ -159,13 +159,29 @@ TEST(LoadSettings, FactorConfigAndWantedMetrics) {
     EXPECT_DOUBLE_EQ(d.hysteresis, lf.hysteresis);
 
     c.aggregate = LoadAggregate::max;
-    for (const auto& w : wanted_metrics(c)) EXPECT_EQ(w.agg, balance::Aggregation::max) << w.name;
+    for (const auto& w : wanted_metrics(c)) {
+        const bool histogram = w.name.ends_with("_sum") || w.name.ends_with("_count");
+        EXPECT_EQ(w.agg, histogram ? balance::Aggregation::sum : balance::Aggregation::max) << w.name;
+    }
     c.aggregate = LoadAggregate::sum;
     c.format = LoadMetricsFormat::vllm;
     for (const auto& w : wanted_metrics(c)) {
         const bool kv = w.name.find("cache") != std::string::npos;
         EXPECT_EQ(w.agg, kv ? balance::Aggregation::max : balance::Aggregation::sum) << w.name;
     }
+    // Latency histograms: the format's, or the config's own names ("" = none).
+    EXPECT_EQ(metric_names(c).ttft, "vllm:time_to_first_token_seconds");
+    c.ttft_metric = "my_ttft_seconds";
+    c.tpot_metric = "";
+    EXPECT_EQ(metric_names(c).ttft, "my_ttft_seconds");
+    EXPECT_TRUE(metric_names(c).tpot.empty());
+    {
+        bool found = false;
+        for (const auto& w : wanted_metrics(c)) found = found || w.name == "my_ttft_seconds_count";
+        EXPECT_TRUE(found);
+    }
+    c.ttft_metric.reset();
+    c.tpot_metric.reset();
     c.format = LoadMetricsFormat::tgi;
     EXPECT_EQ(wanted_metrics(c).front().name, "tgi_queue_size");
     c.format = LoadMetricsFormat::triton;
@@ -356,7 +372,8 @@ TEST(LoadScraper, FailuresKeepTheLastFactorAndCountErrors) {
     const std::vector<Case> cases = {
         {response("<html><body>Not metrics</body></html>\n"),
          "GET /metrics: no vllm load metric (vllm:num_requests_waiting or vllm:kv_cache_usage_perc or "
-         "vllm:gpu_cache_usage_perc)"},
+         "vllm:gpu_cache_usage_perc or vllm:time_to_first_token_seconds_count or "
+         "vllm:time_per_output_token_seconds_count)"},
         {response("oops", "500 Internal Server Error"), "GET /metrics: status 500"},
         {response("", "404 Not Found"), "GET /metrics: status 404"},
         {"HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\nvllm:num_requests_waiting 0\n",
