@@ -253,7 +253,12 @@ void ControlPlane::tick_load(uint64_t) {
         double old = load_factor_.count(bid) ? load_factor_[bid] : 1.0;
         load_factor_[bid] = ev.factor;
         load_reason_[bid] = ev.reason;
-        if (std::abs(old - ev.factor) >= 0.01)
+        // Scraped for latency only (load_aware off): the factor is not used, so not logged.
+        bool used = false;
+        for (const auto& v : cfg_->vips)
+            if (v.load_aware.enabled)
+                for (const auto& b : v.backends) used = used || b.endpoint == ev.backend;
+        if (used && std::abs(old - ev.factor) >= 0.01)
             FERRY_LOG(INFO, "backend %s load factor %.2f -> %.2f (%s)", ev.backend.to_string().c_str(), old, ev.factor,
                       ev.reason.c_str());
     }
