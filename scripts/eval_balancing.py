@@ -83,7 +83,7 @@ def run_one(t, name, overrides, args):
         t.wait_backends_seen(timeout=30)
         time.sleep(2)
         argv = [PYTHON, str(WORKLOAD), "--vip", VIP, "--rate", str(args.rate), "--duration", str(args.duration),
-                "--long-share", str(args.long_share), "--seed", "7"]
+                "--long-share", str(args.long_share), "--seed", str(args.seed)]
         cp = t.run_in(t.ns_client, argv, timeout=args.duration + 200)
         result = json.loads(cp.stdout.strip().splitlines()[-1])
         result["backends"] = backends_now(t)
@@ -147,6 +147,7 @@ def main():
     p.add_argument("--utilization", type=float, default=0.75,
                    help="fleet utilisation the arrival rate is chosen for (default 0.75)")
     p.add_argument("--duration", type=float, default=60.0)
+    p.add_argument("--seed", type=int, default=7, help="workload seed, the same for every method")
     p.add_argument("--long-share", type=float, default=0.2)
     p.add_argument("--max-concurrency", type=int, default=4)
     p.add_argument("--only", nargs="*", help="scheduler names to run")
@@ -187,7 +188,7 @@ def main():
             f"Fleet: four mock AI servers, equal weights, at most {args.max_concurrency} answers generating at once "
             "each (more queue), the fourth (ai-4) at half speed. Workload: Poisson arrivals at "
             f"{args.rate}/s for {args.duration:.0f} s, {100 * args.long_share:.0f}% long streamed answers, a new "
-            "connection per request, one ferryd worker, the same seed for every run.\n\n" + load_line + "\n\n"
+            f"connection per request, one ferryd worker, the same seed ({args.seed}) for every run.\n\n" + load_line + "\n\n"
             + report + "\n")
 
 

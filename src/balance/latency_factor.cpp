@@ -76,6 +76,7 @@ std::optional<double> reference_latency(std::vector<double> latencies) {
 LatencyFactor::LatencyFactor(const LatencyFactorConfig& cfg) : cfg_(cfg) {
     require(cfg.floor >= 0 && cfg.floor <= 1, "floor must be in [0, 1]");
     require(cfg.sensitivity > 0 && cfg.sensitivity <= 10, "sensitivity must be in (0, 10]");
+    require(cfg.tolerance >= 0 && cfg.tolerance <= 60, "tolerance must be in [0, 60] s");
     require(cfg.alpha > 0 && cfg.alpha <= 1, "alpha must be in (0, 1]");
     require(cfg.hysteresis >= 0 && cfg.hysteresis <= 1, "hysteresis must be in [0, 1]");
 }
@@ -83,7 +84,7 @@ LatencyFactor::LatencyFactor(const LatencyFactorConfig& cfg) : cfg_(cfg) {
 double LatencyFactor::raw_factor(const LatencyFactorConfig& cfg, std::optional<double> reference,
                                  std::optional<double> own) noexcept {
     if (!positive(reference) || !positive(own)) return 1.0;
-    const double f = std::pow(*reference / *own, cfg.sensitivity);
+    const double f = std::pow((*reference + cfg.tolerance) / (*own + cfg.tolerance), cfg.sensitivity);
     return std::clamp(f, cfg.floor, 1.0);
 }
 

@@ -16,8 +16,11 @@
 // backend (a broken server that errors fast must not make every other one look
 // slow), and with two backends it is the faster one.
 //
-// The factor. raw = clamp((reference / own) ^ sensitivity, floor, 1): 1 for a
-// backend at or below the reference, (1/2)^sensitivity for one twice as slow.
+// The factor. raw = clamp(((reference + tolerance) / (own + tolerance)) ^
+// sensitivity, floor, 1): 1 for a backend at or below the reference,
+// (1/2)^sensitivity for one twice as slow. The tolerance (default 1 ms) keeps
+// differences far below it from counting: connect times of 30 and 50 us are
+// jitter, not a slower server.
 // With sensitivity 1 and a per-token time as the signal, a half-speed server's
 // weight halves: its share of new connections is its share of the capacity.
 // A missing reference or own latency gives raw 1 (no data is no evidence). The
@@ -82,6 +85,7 @@ private:
 struct LatencyFactorConfig {
     double floor = 0.1;        // 0..1: smallest factor
     double sensitivity = 1.0;  // > 0: exponent of reference / own
+    double tolerance = 0.001;  // >= 0, seconds: added to both latencies
     double alpha = 0.3;        // (0, 1]: EWMA weight of the newest raw factor; 1 = no smoothing
     double hysteresis = 0.05;  // 0..1: publish when the smoothed factor moved this far
 };
@@ -111,8 +115,8 @@ public:
     // factor 0.62"; latencies are in seconds and shown in ms.
     std::string reason(const char* signal) const;
 
-    // clamp((reference / own) ^ sensitivity, floor, 1); 1 when either is
-    // missing, not positive or not finite.
+    // clamp(((reference + tolerance) / (own + tolerance)) ^ sensitivity, floor,
+    // 1); 1 when either is missing, not positive or not finite.
     static double raw_factor(const LatencyFactorConfig& cfg, std::optional<double> reference,
                              std::optional<double> own) noexcept;
 

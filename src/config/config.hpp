@@ -115,6 +115,7 @@ struct LatencyAwareConfig {
     bool enabled = false;            // a VIP without a latency_aware group: off
     LatencySignal signal = LatencySignal::ttft;
     double sensitivity = 1.0;        // (0, 10]: exponent of ref / own
+    double tolerance_ms = 1.0;       // 0..60000: added to both latencies, so jitter below it hardly counts
     double floor = 0.1;              // 0..1: smallest factor
     double smoothing = 0.3;          // (0, 1]: EWMA weight of the newest factor; 1 = none
     double hysteresis = 0.05;        // 0..1: publish a new factor when it moved this far

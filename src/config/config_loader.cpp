@@ -58,7 +58,7 @@ constexpr std::array kLoadAwareKeys = {"enabled"sv,      "format"sv,       "path
                                        "interval_ms"sv,  "timeout_ms"sv,   "floor"sv,        "target_queue"sv,
                                        "kv_threshold"sv, "queue_weight"sv, "kv_weight"sv,    "smoothing"sv,
                                        "hysteresis"sv,   "aggregate"sv,    "ttft_metric"sv,  "tpot_metric"sv};
-constexpr std::array kLatencyAwareKeys = {"enabled"sv, "signal"sv,    "sensitivity"sv,
+constexpr std::array kLatencyAwareKeys = {"enabled"sv, "signal"sv,    "sensitivity"sv, "tolerance_ms"sv,
                                           "floor"sv,   "smoothing"sv, "hysteresis"sv};
 
 // One accepted spelling of an enum-valued key.
@@ -796,6 +796,7 @@ private:
         if (auto on = boolean(opt(g, "enabled"))) c.enabled = *on;
         if (auto sig = enumerated(opt(g, "signal"), kLatencySignals)) c.signal = *sig;
         set_real(g, "sensitivity", 0.0, 10.0, c.sensitivity, Bound::open, Bound::closed);
+        set_real(g, "tolerance_ms", 0.0, 60000.0, c.tolerance_ms);
         set_real(g, "floor", 0.0, 1.0, c.floor);
         set_real(g, "smoothing", 0.0, 1.0, c.smoothing, Bound::open, Bound::closed);
         set_real(g, "hysteresis", 0.0, 1.0, c.hysteresis);

@@ -354,6 +354,7 @@ void ControlPlane::tick_latency(uint64_t) {
             balance::LatencyFactorConfig fc;
             fc.floor = v.latency_aware.floor;
             fc.sensitivity = v.latency_aware.sensitivity;
+            fc.tolerance = v.latency_aware.tolerance_ms / 1000.0;
             fc.alpha = v.latency_aware.smoothing;
             fc.hysteresis = v.latency_aware.hysteresis;
             LatencyState st = old != latency_.end() && old->second.cfg == v.latency_aware

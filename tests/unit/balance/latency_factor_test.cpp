@@ -75,8 +75,20 @@ TEST(ReferenceLatency, LowerMedianOfKnownLatencies) {
     EXPECT_DOUBLE_EQ(*reference_latency({0.4, kNan, 0.2, 0.0, 0.3}), 0.3);
 }
 
+TEST(LatencyFactor, ToleranceKeepsJitterFromCounting) {
+    LatencyFactorConfig c;  // tolerance 1 ms
+    // 30 us against 50 us: jitter of a handshake, factor ~0.98, not 0.6.
+    EXPECT_NEAR(LatencyFactor::raw_factor(c, 30e-6, 50e-6), 1.03 / 1.05, 1e-9);
+    EXPECT_NEAR(LatencyFactor::raw_factor(c, 0.020, 0.040), 0.021 / 0.041, 1e-9);
+    c.tolerance = 0.1;
+    EXPECT_NEAR(LatencyFactor::raw_factor(c, 0.020, 0.040), 0.12 / 0.14, 1e-9);
+    c.tolerance = 61;
+    EXPECT_THROW(LatencyFactor{c}, std::invalid_argument);
+}
+
 TEST(LatencyFactor, RawIsBoundedPowerOfTheRatio) {
     LatencyFactorConfig c;
+    c.tolerance = 0;
     EXPECT_DOUBLE_EQ(LatencyFactor::raw_factor(c, 0.1, 0.2), 0.5);
     EXPECT_DOUBLE_EQ(LatencyFactor::raw_factor(c, 0.1, 0.1), 1.0);
     EXPECT_DOUBLE_EQ(LatencyFactor::raw_factor(c, 0.2, 0.1), 1.0);  // faster than the reference: 1
@@ -109,6 +121,7 @@ TEST(LatencyFactor, NoSamplesStaysAtOne) {
 
 TEST(LatencyFactor, SmoothsTowardsTheRawFactorAndNeverLeavesTheBounds) {
     LatencyFactorConfig c;
+    c.tolerance = 0;
     c.alpha = 0.5;
     c.hysteresis = 0.0;
     LatencyFactor f(c);
@@ -130,6 +143,7 @@ TEST(LatencyFactor, SmoothsTowardsTheRawFactorAndNeverLeavesTheBounds) {
 
 TEST(LatencyFactor, HysteresisHoldsSmallMoves) {
     LatencyFactorConfig c;
+    c.tolerance = 0;
     c.alpha = 1.0;  // no smoothing: the raw factor is the smoothed one
     c.hysteresis = 0.1;
     LatencyFactor f(c);
@@ -148,6 +162,7 @@ TEST(LatencyFactor, HysteresisHoldsSmallMoves) {
 
 TEST(LatencyFactor, MissingDataAfterSamplesDriftsBackToOne) {
     LatencyFactorConfig c;
+    c.tolerance = 0;
     c.alpha = 0.5;
     LatencyFactor f(c);
     for (int i = 0; i < 30; ++i) f.update(0.1, 0.4);

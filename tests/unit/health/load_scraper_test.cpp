@@ -309,6 +309,34 @@ TEST(LoadScraper, SmoothedFactorMovesGradually) {
     EXPECT_EQ(events.back().factor, 1.0);
 }
 
+TEST(LoadScraper, LatencyHistogramsGiveIntervalMeans) {
+    // Histogram totals that grow between scrapes: 10 first tokens in 2 s (0.2 s each), then 10 more
+    // in 4 s (0.4 s each). TPOT stays absent. No queue gauges: the histograms alone are a good scrape.
+    const auto body = [](double sum, double count) {
+        return "# TYPE vllm:time_to_first_token_seconds histogram\n"
+               "vllm:time_to_first_token_seconds_bucket{le=\"+Inf\"} " + std::to_string(count) + "\n"
+               "vllm:time_to_first_token_seconds_sum " + std::to_string(sum) + "\n"
+               "vllm:time_to_first_token_seconds_count " + std::to_string(count) + "\n";
+    };
+    MetricsServer m(response(body(5.0, 100)));
+    const LoadTargetKey k = key(m.endpoint());
+    LoadScraper s;
+    s.set_targets({k});
+    s.start();
+    ASSERT_TRUE(wait_for([&] { return scrapes_of(s, k) >= 2; }));
+    EXPECT_FALSE(s.status(k)->ttft_s);  // a baseline, and no growth: nothing known yet
+    EXPECT_EQ(s.status(k)->errors, 0u) << s.status(k)->last_error;
+    m.set(response(body(7.0, 110)));
+    ASSERT_TRUE(wait_for([&] { return s.status(k)->ttft_s.has_value(); }));
+    EXPECT_NEAR(*s.status(k)->ttft_s, 0.2, 1e-9);  // the first mean is taken as is
+    m.set(response(body(11.0, 120)));
+    ASSERT_TRUE(wait_for([&] { return *s.status(k)->ttft_s > 0.2 + 1e-9; }));
+    // EWMA with weight kDefaultLatencySmoothing: 0.3 * 0.4 + 0.7 * 0.2.
+    EXPECT_NEAR(*s.status(k)->ttft_s, 0.26, 1e-9);
+    EXPECT_FALSE(s.status(k)->tpot_s);
+    EXPECT_EQ(s.status(k)->factor, 1.0);  // no load signal: the load factor is untouched
+}
+
 TEST(LoadScraper, KvCachePressureAndFormats) {
     // vLLM with a nearly full KV cache: k = 1 - (0.95 - 0.8) / 0.2 = 0.25.
     MetricsServer v(response(vllm_body(0, 3, 0.95)));
