@@ -50,6 +50,7 @@ RUNS = [
     ("two_choices", {"scheduler": "two_choices"}),
     ("maglev + load_aware", {"scheduler": "maglev",
                              "load_aware": dict(SCRAPE, enabled=True, target_queue=1.0)}),
+    ("maglev + load_aware (target_queue 4)", {"scheduler": "maglev", "load_aware": dict(SCRAPE, enabled=True)}),
     ("maglev + latency_aware ttft", {"scheduler": "maglev", "load_aware": dict(SCRAPE, enabled=False),
                                      "latency_aware": {"signal": "ttft"}}),
     ("maglev + latency_aware tpot", {"scheduler": "maglev", "load_aware": dict(SCRAPE, enabled=False),

@@ -1,7 +1,8 @@
 #!/usr/bin/python3
 """End-to-end tests of the balancing methods (issue: balancing methods for AI
-servers): round-robin and least-connections spread, load-aware weights, and
-slow start, with real mock AI servers behind ferryd."""
+servers): round-robin and least-connections spread, load-aware weights,
+response times (connect latency, latency-aware weights) and slow start, with
+real mock AI servers behind ferryd."""
 import json
 import signal
 import time
