@@ -49,6 +49,7 @@ DURATION=5
 NO_HUGE=0
 CEILING=1
 NEW_PCT=10
+BACKENDS=32   # a fleet's size; full NAT holds up to 64,512 flows per backend per worker
 
 log() { printf '==> %s\n' "$*" >&2; }
 die() { printf 'bench.sh: %s\n' "$*" >&2; exit 1; }
@@ -122,8 +123,14 @@ setup_memory() {
 
 # write_config FILE MODE CAPACITY
 write_config() {
+  local backends="" i
+  for i in $(seq 0 $(( BACKENDS - 1 ))); do
+    backends+="      { address = \"10.77.2.$(( 11 + i ))\"; port = 8000; weight = 100; }"
+    (( i < BACKENDS - 1 )) && backends+=","
+    backends+=$'\n'
+  done
   cat > "$1" <<EOF
-# Written by scripts/bench.sh: the demo's VIP and backends, memif ports, no exception path.
+# Written by scripts/bench.sh: the demo's VIP with $BACKENDS backends, memif ports, no exception path.
 ports = (
   { name = "client"; device = "net_memif0";
     devargs = "net_memif0,role=server,socket=$TMP/client.sock,id=0";
@@ -141,10 +148,7 @@ vips = (
     timeouts = { tcp_syn = 10; tcp_established = 900; tcp_closing = 1; udp = 30; };
     health = { type = "none"; };
     backends = (
-      { address = "10.77.2.11"; port = 8000; weight = 100; },
-      { address = "10.77.2.12"; port = 8000; weight = 200; },
-      { address = "10.77.2.13"; port = 8000; weight = 300; }
-    );
+$backends    );
   }
 );
 EOF

@@ -7,6 +7,7 @@
 #include <rte_log.h>
 #include <rte_malloc.h>
 #include <rte_mbuf.h>
+#include <rte_random.h>
 #include <rte_rcu_qsbr.h>
 #include <rte_ring.h>
 #include <rte_ring_elem.h>
@@ -219,7 +220,8 @@ void Dataplane::setup_workers() {
         w->lcore = lcore;
         w->flows = std::make_unique<flow::FlowTable>(cfg_->workers.flow_capacity);
         for (size_t i = 0; i < ports_.size(); ++i)
-            w->nat_pools.emplace_back(flow::ports_for_worker(kNatFirstPort, kNatLastPort, n, idx));
+            w->nat_ports.emplace_back(flow::ports_for_worker(kNatFirstPort, kNatLastPort, n, idx),
+                                      uint32_t(rte_rand()));
         w->backend_counters.resize(kMaxBackends);
         w->vip_counters.resize(kMaxVips);
         w->tx.assign(max_port_id + 1u, nullptr);

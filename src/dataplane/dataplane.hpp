@@ -15,6 +15,7 @@
 #include "dataplane/neighbour_table.hpp"
 #include "dataplane/route_table.hpp"
 #include "dataplane/snapshot.hpp"
+#include "dataplane/steering.hpp"
 #include "flow/flow_table.hpp"
 #include "flow/nat_ports.hpp"
 
@@ -25,8 +26,6 @@ struct rte_eth_dev_tx_buffer;
 
 namespace ferry::dp {
 
-inline constexpr uint32_t kMaxBackends = 16384;  // stable backend ids per process
-inline constexpr uint32_t kMaxVips = 1024;        // stable VIP ids per process
 inline constexpr uint32_t kMaxBurst = 512;
 
 // One data-plane port at run time (from PortConfig plus what DPDK reports).
@@ -60,7 +59,7 @@ struct WorkerContext {
     uint32_t index = 0;           // 0..workers-1: queue id on every port
     unsigned lcore = 0;
     std::unique_ptr<flow::FlowTable> flows;
-    std::vector<flow::NatPortPool> nat_pools;  // by port index (local address)
+    std::vector<flow::NatPortAllocator> nat_ports;  // by port index (local address)
     WorkerCounters counters;
     std::vector<BackendCounters> backend_counters;  // kMaxBackends
     std::vector<VipCounters> vip_counters;          // kMaxVips

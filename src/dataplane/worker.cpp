@@ -20,19 +20,15 @@
 #include <algorithm>
 #include <cstring>
 
-#include "balance/least_load.hpp"
-#include "balance/maglev.hpp"
-#include "balance/round_robin.hpp"
 #include "dataplane/dataplane.hpp"
 #include "dataplane/log.hpp"
+#include "dataplane/steering.hpp"
 #include "packet/packet.hpp"
 
 namespace ferry::dp {
 
 namespace {
 
-constexpr uint8_t kFinFromClient = 0x01;
-constexpr uint8_t kFinFromServer = 0x02;
 // The flow table is swept for idle entries once per millisecond, not once per
 // loop: a slice sized so a whole pass takes about kSweepPassMs, at least
 // kMinSweepSlice slots. Per-loop sweeping cost up to 15% of a busy worker.
@@ -60,7 +56,7 @@ struct Preparsed {
 // Per-worker state for one loop iteration plus the helpers that act on it.
 class Worker {
 public:
-    Worker(Dataplane& dp, WorkerContext& w) : dp_(dp), w_(w), c_(w.counters) {
+    Worker(Dataplane& dp, WorkerContext& w) : dp_(dp), w_(w), c_(w.counters), steer_(steering_parts(dp, w)) {
         hz_per_ms_ = rte_get_tsc_hz() / 1000;
         if (hz_per_ms_ == 0) hz_per_ms_ = 1;
         hz_per_us_ = rte_get_tsc_hz() / 1'000'000;
@@ -68,7 +64,6 @@ public:
         for (size_t i = 0; i < dp.ports().size(); ++i) port_index_[dp.ports()[i].port_id] = uint8_t(i);
         n_workers_ = dp.worker_count();
         idle_sleep_us_ = dp.config().workers.idle_sleep_us;
-        rng_ += uint64_t(w.index + 1) * 0xbf58476d1ce4e5b9ull;
         sweep_slice_ = std::max(kMinSweepSlice, w.flows->slot_count() / kSweepPassMs + 1);
     }
 
@@ -90,10 +85,7 @@ private:
         rte_pktmbuf_free(m);
     }
     void control_msg(ControlMsg::Kind kind, uint16_t port, uint32_t ip, const uint8_t* mac);
-    uint32_t pick_backend(uint32_t vip_id, const VipEntry& vip, const packet::Parsed& p);
-    uint32_t pick_backend_by_table(const VipEntry& vip, const packet::Parsed& p) const;
-    void end_flow(uint32_t slot);
-    void release_flow_resources(const flow::FlowEntry& e);
+    static SteeringParts steering_parts(Dataplane& dp, WorkerContext& w);
     uint32_t owner_of_client(uint32_t ip, uint16_t port) const {
         uint32_t h = (ip ^ (uint32_t(port) * 0x9e3779b1u)) * 0x85ebca6bu;
         h ^= h >> 16;
@@ -113,21 +105,14 @@ private:
     WorkerCounters& c_;
     const Snapshot* snap_ = nullptr;
     uint32_t now_ms_ = 0;
-    uint32_t now_us_ = 0;   // microseconds, wraps every ~71 min; for handshake times
     uint64_t hz_per_ms_ = 1;
     uint64_t hz_per_us_ = 1;
     uint32_t n_workers_ = 1;
     uint32_t idle_sleep_us_ = 0;
     uint8_t port_index_[RTE_MAX_ETHPORTS] = {};
-    flow::Timeouts default_timeouts_;
     Pending pending_[kPendingMax];
     uint32_t n_pending_ = 0;
-    // Scheduler state of this worker: round-robin cursors per VIP (reset when
-    // a new snapshot arrives), scratch for active-flow counts, a PRNG.
-    std::vector<uint32_t> rr_cursor_ = std::vector<uint32_t>(kMaxVips, 0);
-    std::vector<uint64_t> rr_generation_ = std::vector<uint64_t>(kMaxVips, ~0ull);
-    std::vector<int64_t> active_scratch_ = std::vector<int64_t>(kMaxBackends, 0);
-    uint64_t rng_ = 0x9e3779b97f4a7c15ull;
+    Steering steer_;
     uint32_t last_sweep_ms_ = 0;
     Preparsed pre_[kMaxBurst];
     uint32_t sweep_slice_ = kMinSweepSlice;
@@ -227,77 +212,22 @@ void Worker::handle_arp(rte_mbuf* m, const PortInfo& port, const packet::Parsed&
     to_exception(m, port);  // the host's own ARP (its address lives on the kernel interface)
 }
 
-uint32_t Worker::pick_backend(uint32_t vip_id, const VipEntry& vip, const packet::Parsed& p) {
-    switch (vip.scheduler) {
-        case SchedulerKind::maglev: break;
-        case SchedulerKind::round_robin: {
-            uint32_t len = uint32_t(vip.rr_sequence.size());
-            if (len == 0) return kNone;
-            // Each worker walks the same smooth sequence from its own offset.
-            if (rr_generation_[vip_id] != snap_->generation) {
-                rr_generation_[vip_id] = snap_->generation;
-                rr_cursor_[vip_id] = balance::swrr_start_offset(w_.index, n_workers_, len);
-            }
-            uint32_t pos = rr_cursor_[vip_id];
-            rr_cursor_[vip_id] = pos + 1 == len ? 0 : pos + 1;
-            return vip.rr_sequence[pos];
-        }
-        case SchedulerKind::least_conn:
-        case SchedulerKind::two_choices: {
-            uint32_t n = uint32_t(vip.cand_ids.size());
-            if (n == 0) return kNone;
-            // Active flows of every worker, read as they are (at most a burst old).
-            for (uint32_t i = 0; i < n; ++i) {
-                int64_t sum = 0;
-                for (const auto& w : dp_.workers()) sum += read_relaxed(w->backend_counters[vip.cand_ids[i]].active_flows);
-                active_scratch_[i] = sum;
-            }
-            rng_ ^= rng_ << 13;
-            rng_ ^= rng_ >> 7;
-            rng_ ^= rng_ << 17;
-            uint32_t i = vip.scheduler == SchedulerKind::least_conn
-                             ? balance::pick_least_conn(vip.cand_weights.data(), active_scratch_.data(), n, uint32_t(rng_))
-                             : balance::pick_two_choices(vip.cand_cumulative.data(), vip.cand_weights.data(),
-                                                         active_scratch_.data(), n, rng_);
-            return i == balance::kNoPick ? kNone : vip.cand_ids[i];
-        }
+SteeringParts Worker::steering_parts(Dataplane& dp, WorkerContext& w) {
+    SteeringParts x;
+    x.flows = w.flows.get();
+    x.nat_ports = &w.nat_ports;
+    x.counters = &w.counters;
+    x.backend_counters = w.backend_counters.data();
+    x.vip_counters = w.vip_counters.data();
+    for (const auto& other : dp.workers()) x.all_backend_counters.push_back(other->backend_counters.data());
+    x.index_of_port.assign(RTE_MAX_ETHPORTS, 0);
+    for (size_t i = 0; i < dp.ports().size(); ++i) {
+        x.index_of_port[dp.ports()[i].port_id] = uint8_t(i);
+        x.local_ips.push_back(dp.ports()[i].ip);
     }
-    return pick_backend_by_table(vip, p);
-}
-
-uint32_t Worker::pick_backend_by_table(const VipEntry& vip, const packet::Parsed& p) const {
-    if (vip.table.empty()) return kNone;
-    uint64_t h;
-    if (vip.hash == HashKey::source_ip) {
-        h = balance::hash_bytes(&p.src_ip, 4, 0);
-    } else {
-        uint8_t key[13];
-        std::memcpy(key, &p.src_ip, 4);
-        std::memcpy(key + 4, &p.dst_ip, 4);
-        std::memcpy(key + 8, &p.src_port, 2);
-        std::memcpy(key + 10, &p.dst_port, 2);
-        key[12] = p.proto;
-        h = balance::hash_bytes(key, sizeof key, 0);
-    }
-    return vip.table[h % vip.table.size()];
-}
-
-void Worker::release_flow_resources(const flow::FlowEntry& e) {
-    const flow::FlowValue& v = e.value;
-    if (v.is_reply) return;
-    if (v.nat_port != 0) w_.nat_pools[v.nat_addr].release(ntohs(v.nat_port));
-    if (v.backend_id < kMaxBackends) --w_.backend_counters[v.backend_id].active_flows;
-}
-
-void Worker::end_flow(uint32_t slot) {
-    flow::FlowEntry& e = w_.flows->entry(slot);
-    uint32_t fwd = e.value.is_reply ? e.value.peer : slot;
-    if (fwd == flow::kNoPeer) {
-        w_.flows->remove(slot);
-        return;
-    }
-    release_flow_resources(w_.flows->entry(fwd));
-    w_.flows->remove_with_peer(fwd);
+    x.worker_index = w.index;
+    x.worker_count = dp.worker_count();
+    return x;
 }
 
 void Worker::forward_vip(rte_mbuf* m, const packet::Parsed& p, uint32_t hash, uint32_t vip_id, bool handed_off) {
@@ -307,127 +237,12 @@ void Worker::forward_vip(rte_mbuf* m, const packet::Parsed& p, uint32_t hash, ui
         if (owner != w_.index) return handoff(m, owner);
     }
     if (p.has_ip_options) return drop(m, Drop::vip_ip_options);
-
-    VipCounters& vc = w_.vip_counters[vip_id];
-    ++vc.packets;
-    vc.bytes += rte_pktmbuf_pkt_len(m);
-
-    const bool tcp = p.proto == IPPROTO_TCP;
-    const bool syn = tcp && (p.tcp_flags & packet::kTcpSyn) && !(p.tcp_flags & packet::kTcpAck);
-    flow::FlowKey key = flow::FlowKey::v4(p.src_ip, p.dst_ip, p.src_port, p.dst_port, p.proto);
-    uint32_t slot = w_.flows->lookup(key, hash);
-    if (slot != flow::kNoPeer) {
-        flow::FlowEntry& e = w_.flows->entry(slot);
-        bool stale = flow::FlowTable::expired(e.value, now_ms_, vip.timeouts) ||
-                     (syn && e.value.state == uint8_t(flow::FlowState::closing));
-        const BackendEntry* be = e.value.backend_id < snap_->backends.size() ? &snap_->backends[e.value.backend_id]
-                                                                             : nullptr;
-        if (be && be->drop_flows) stale = true;
-        if (stale) {
-            end_flow(slot);
-            ++c_.flows_closed;
-            slot = flow::kNoPeer;
-        }
-    }
-
-    uint32_t backend_id;
-    uint16_t nat_port = 0;
-    uint8_t nat_addr = 0;
-    if (slot == flow::kNoPeer) {
-        if (tcp && !syn) {
-            ++c_.flow_miss_non_syn;
-            if (vip.mode == ForwardMode::nat) return drop(m, Drop::tcp_no_flow);
-        } else {
-            ++(tcp ? c_.flow_miss_syn : c_.flow_miss_udp);
-        }
-        // A TCP packet without SYN (dnat) has no entry to follow: the Maglev
-        // table is the one choice that is the same on every worker and instance.
-        backend_id = (tcp && !syn) ? pick_backend_by_table(vip, p) : pick_backend(vip_id, vip, p);
-        if (backend_id == kNone || backend_id >= snap_->backends.size()) {
-            ++vc.no_backend;
-            return drop(m, Drop::no_backend);
-        }
-        const BackendEntry& be = snap_->backends[backend_id];
-        bool create = !tcp || syn;
-        if (create) {
-            uint32_t local_ip = 0;
-            if (vip.mode == ForwardMode::nat) {
-                nat_addr = port_index_[be.egress_port];
-                if (!w_.nat_pools[nat_addr].acquire(nat_port)) return drop(m, Drop::nat_ports_exhausted);
-                nat_port = htons(nat_port);
-                local_ip = dp_.ports()[nat_addr].ip;
-            }
-            flow::FlowValue fv;
-            fv.backend_id = backend_id;
-            fv.vip_id = uint16_t(vip_id);
-            fv.nat_port = nat_port;
-            fv.nat_addr = nat_addr;
-            fv.state = uint8_t(tcp ? flow::FlowState::syn_seen : flow::FlowState::udp);
-            fv.last_seen = now_ms_;
-            fv.created = now_ms_;
-            uint32_t fwd = w_.flows->insert(key, fv);
-            uint32_t rev = flow::kNoPeer;
-            if (fwd != flow::kNoPeer) {
-                flow::FlowKey rkey = vip.mode == ForwardMode::nat
-                                         ? flow::FlowKey::v4(be.ip, local_ip, be.port, nat_port, p.proto)
-                                         : flow::FlowKey::v4(be.ip, p.src_ip, be.port, p.src_port, p.proto);
-                flow::FlowValue rv;
-                rv.backend_id = backend_id;
-                rv.vip_id = uint16_t(vip_id);
-                rv.is_reply = 1;
-                rv.peer = fwd;
-                rv.created = now_us_;  // the SYN-ACK's arrival gives the backend's connect time
-                // A reply key still held by an older flow (same client port reused
-                // quickly in dnat) is taken over by the new flow.
-                uint32_t old = w_.flows->lookup(rkey);
-                if (old != flow::kNoPeer) end_flow(old);
-                rev = w_.flows->insert(rkey, rv);
-                if (rev == flow::kNoPeer) {
-                    w_.flows->remove(fwd);
-                    fwd = flow::kNoPeer;
-                }
-            }
-            if (fwd == flow::kNoPeer) {
-                if (vip.mode == ForwardMode::nat) {
-                    w_.nat_pools[nat_addr].release(ntohs(nat_port));
-                    return drop(m, Drop::flow_table_full);
-                }
-                ++c_.stateless;  // dnat keeps working by hash alone
-            } else {
-                w_.flows->entry(fwd).value.peer = rev;
-                ++c_.flows_created;
-                ++vc.new_flows;
-                BackendCounters& bc = w_.backend_counters[backend_id];
-                ++bc.new_flows;
-                ++bc.active_flows;
-            }
-        } else {
-            ++c_.stateless;  // dnat: mid-stream packet without an entry goes by hash
-        }
-    } else {
-        flow::FlowEntry& e = w_.flows->entry(slot);
-        e.value.last_seen = now_ms_;
-        backend_id = e.value.backend_id;
-        nat_port = e.value.nat_port;
-        nat_addr = e.value.nat_addr;
-        if (tcp) {
-            if (p.tcp_flags & packet::kTcpRst) {
-                e.value.state = uint8_t(flow::FlowState::closing);
-            } else if (p.tcp_flags & packet::kTcpFin) {
-                e.value.flags |= kFinFromClient;
-                if (e.value.flags & kFinFromServer) e.value.state = uint8_t(flow::FlowState::closing);
-            }
-        }
-    }
-
-    const BackendEntry& be = snap_->backends[backend_id];
-    BackendCounters& bc = w_.backend_counters[backend_id];
-    ++bc.packets;
-    bc.bytes += rte_pktmbuf_pkt_len(m);
-    if (syn) ++bc.syn_sent;
+    const ToBackend to = steer_.to_backend(*snap_, vip_id, p, hash, rte_pktmbuf_pkt_len(m), now_ms_);
+    if (!to.forward()) return drop(m, to.drop);
+    const BackendEntry& be = snap_->backends[to.backend_id];
     auto* data = rte_pktmbuf_mtod(m, uint8_t*);
-    if (vip.mode == ForwardMode::nat)
-        packet::rewrite_src_dst(data, p, dp_.ports()[nat_addr].ip, nat_port, be.ip, be.port);
+    if (to.nat_port != 0)
+        packet::rewrite_src_dst(data, p, to.nat_ip, to.nat_port, be.ip, be.port);
     else
         packet::rewrite_dst(data, p, be.ip, be.port);
     ++c_.forwarded;
@@ -437,45 +252,15 @@ void Worker::forward_vip(rte_mbuf* m, const packet::Parsed& p, uint32_t hash, ui
 // A packet from a backend that matched a reply entry: restore the VIP (and,
 // for full NAT, the client) and send it to the client.
 bool Worker::reply_flow(rte_mbuf* m, const packet::Parsed& p, uint32_t slot) {
-    flow::FlowEntry& r = w_.flows->entry(slot);
-    if (!r.value.is_reply || r.value.peer == flow::kNoPeer) return false;
-    flow::FlowEntry& f = w_.flows->entry(r.value.peer);
-    const flow::FlowKey& client = f.key;  // client -> VIP
-    f.value.last_seen = now_ms_;
-    uint32_t bid = f.value.backend_id;
-    if (bid < kMaxBackends) {
-        BackendCounters& bc = w_.backend_counters[bid];
-        ++bc.packets;
-        bc.bytes += rte_pktmbuf_pkt_len(m);
-        if (p.proto == IPPROTO_TCP) {
-            bool synack = (p.tcp_flags & (packet::kTcpSyn | packet::kTcpAck)) == (packet::kTcpSyn | packet::kTcpAck);
-            if (synack && f.value.state == uint8_t(flow::FlowState::syn_seen)) {
-                f.value.state = uint8_t(flow::FlowState::established);
-                ++bc.synack_seen;
-                bc.connect_us_sum += uint32_t(now_us_ - r.value.created);  // wrap-safe
-                ++bc.connect_samples;
-            }
-            if (p.tcp_flags & packet::kTcpRst) {
-                if (f.value.state == uint8_t(flow::FlowState::syn_seen)) ++bc.rst_on_syn;
-                f.value.state = uint8_t(flow::FlowState::closing);
-            } else if (p.tcp_flags & packet::kTcpFin) {
-                f.value.flags |= kFinFromServer;
-                if (f.value.flags & kFinFromClient) f.value.state = uint8_t(flow::FlowState::closing);
-            }
-        }
-    }
-    if (f.value.vip_id < kMaxVips) {
-        VipCounters& vc = w_.vip_counters[f.value.vip_id];
-        ++vc.packets;
-        vc.bytes += rte_pktmbuf_pkt_len(m);
-    }
+    ToClient to;
+    if (!steer_.to_client(p, slot, rte_pktmbuf_pkt_len(m), now_ms_, to)) return false;
     auto* data = rte_pktmbuf_mtod(m, uint8_t*);
-    if (f.value.nat_port != 0)
-        packet::rewrite_src_dst(data, p, client.dst_v4(), client.dst_port, client.src_v4(), client.src_port);
+    if (to.full_nat)
+        packet::rewrite_src_dst(data, p, to.vip_ip, to.vip_port, to.client_ip, to.client_port);
     else
-        packet::rewrite_src(data, p, client.dst_v4(), client.dst_port);
+        packet::rewrite_src(data, p, to.vip_ip, to.vip_port);
     ++c_.forwarded;
-    send_to_client(m, client.src_v4());
+    send_to_client(m, to.client_ip);
     return true;
 }
 
@@ -544,9 +329,10 @@ void Worker::process(rte_mbuf* m, uint16_t in_port, bool handed_off, const Prepa
     to_exception(m, port);
 }
 
-// Two passes over a burst: first parse every packet and start fetching its
-// flow-table buckets, then process them, so the bucket loads of one packet
-// overlap the work on the others instead of stalling one after another.
+// Three passes over a burst: parse every packet and start fetching its
+// flow-table signature lines; start fetching every packet's flow entry; then
+// process them. The two dependent loads of a lookup (signatures, then entry)
+// of one packet overlap the work on the others instead of stalling in turn.
 void Worker::process_burst(rte_mbuf** pkts, uint16_t n, uint16_t in_port) {
     for (uint16_t i = 0; i < n && i < 4; ++i) rte_prefetch0(rte_pktmbuf_mtod(pkts[i], void*));
     for (uint16_t i = 0; i < n; ++i) {
@@ -562,6 +348,10 @@ void Worker::process_burst(rte_mbuf** pkts, uint16_t n, uint16_t in_port) {
         ++c_.rx_packets;
         c_.rx_bytes += rte_pktmbuf_pkt_len(pkts[i]);
     }
+    // The signature lines of the first packets have arrived by now: start
+    // loading each packet's flow entry too, so neither load stalls process().
+    for (uint16_t i = 0; i < n; ++i)
+        if (pre_[i].hash != 0) w_.flows->prefetch_entry(pre_[i].hash);
     for (uint16_t i = 0; i < n; ++i) process(pkts[i], in_port, false, &pre_[i]);
 }
 
@@ -585,7 +375,7 @@ void Worker::run() {
         snap_ = dp_.snapshot();
         const uint64_t tsc = rte_get_tsc_cycles();
         now_ms_ = uint32_t(tsc / hz_per_ms_);
-        now_us_ = uint32_t(tsc / hz_per_us_);
+        steer_.set_now_us(uint32_t(tsc / hz_per_us_));  // handshake times (connect latency)
         uint32_t work = 0;
 
         // Frames the control thread wants sent (ARP requests, gratuitous ARP).
@@ -627,14 +417,7 @@ void Worker::run() {
 
         if (now_ms_ != last_sweep_ms_) {
             last_sweep_ms_ = now_ms_;
-            const Snapshot* s = snap_;
-            c_.flows_expired += w_.flows->sweep(
-                sweep_slice_, now_ms_,
-                [&](uint16_t vip_id) -> const flow::Timeouts& {
-                    return vip_id < s->vips.size() && s->vips[vip_id].present ? s->vips[vip_id].timeouts
-                                                                              : default_timeouts_;
-                },
-                [&](const flow::FlowEntry& e) { release_flow_resources(e); });
+            c_.flows_expired += steer_.sweep(*snap_, sweep_slice_, now_ms_);
             c_.flow_entries = w_.flows->size();
         }
 

@@ -107,17 +107,17 @@ void FlowTable::lookup_bulk(const FlowKey* const keys[], uint32_t n, uint32_t ou
             sig[i] = sig_of(h);
             b1[i] = bucket_of(h, 0);
             b2[i] = bucket_of(h, 1);
-            __builtin_prefetch(sigs_ + size_t(b1[i]) * kBucketSlots);
-            __builtin_prefetch(sigs_ + size_t(b2[i]) * kBucketSlots);
+            detail::prefetch_read(sigs_ + size_t(b1[i]) * kBucketSlots);
+            detail::prefetch_read(sigs_ + size_t(b2[i]) * kBucketSlots);
         }
         // 2: compare signatures and start loading the first candidate entry.
         for (uint32_t i = 0; i < cnt; ++i) {
             m1[i] = detail::match_bucket(sigs_ + size_t(b1[i]) * kBucketSlots, sig[i]);
             m2[i] = b2[i] != b1[i] ? detail::match_bucket(sigs_ + size_t(b2[i]) * kBucketSlots, sig[i]) : 0;
             if (m1[i] != 0) {
-                __builtin_prefetch(entries_ + size_t(b1[i]) * kBucketSlots + std::countr_zero(m1[i]));
+                detail::prefetch_read(entries_ + size_t(b1[i]) * kBucketSlots + std::countr_zero(m1[i]));
             } else if (m2[i] != 0) {
-                __builtin_prefetch(entries_ + size_t(b2[i]) * kBucketSlots + std::countr_zero(m2[i]));
+                detail::prefetch_read(entries_ + size_t(b2[i]) * kBucketSlots + std::countr_zero(m2[i]));
             }
         }
         // 3: compare keys.

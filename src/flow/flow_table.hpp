@@ -130,8 +130,12 @@ public:
     uint32_t lookup(const FlowKey& key, uint32_t hash) const;
     // Bulk lookup with prefetch: out[i] = slot or kNoPeer. n <= 64.
     void lookup_bulk(const FlowKey* const keys[], uint32_t n, uint32_t out[]) const;
-    // Prefetches the two candidate buckets of a key (for callers that pipeline).
+    // Pipelined lookups for callers that handle a burst: prefetch(hash) starts
+    // loading the key's two signature lines; once they have had time to
+    // arrive, prefetch_entry(hash) starts loading the entry whose signature
+    // matches (the first one found), so the later lookup() hits the cache.
     void prefetch(uint32_t hash) const;
+    void prefetch_entry(uint32_t hash) const;
 
     // Inserts a new entry (the key must not be present: not checked). Returns
     // its slot, or kNoPeer when full (counted in stats().insert_full; see top).
@@ -162,6 +166,14 @@ public:
     template <typename TimeoutsOf, typename OnExpire>
     uint32_t sweep(uint32_t budget, uint32_t now_ms, TimeoutsOf&& timeouts_of, OnExpire&& on_expire);
 
+    // Removes the expired flows that occupy the two candidate buckets of
+    // `hash` (forward entries, and reply entries whose forward entry expired),
+    // with the same callback and counting as sweep(). For a caller whose
+    // insert() found no room: entries the sweep has not reached yet need not
+    // refuse a new flow. Returns the number of flows removed.
+    template <typename TimeoutsOf, typename OnExpire>
+    uint32_t reclaim(uint32_t hash, uint32_t now_ms, TimeoutsOf&& timeouts_of, OnExpire&& on_expire);
+
     // Visits every occupied slot: fn(slot, entry). Control/debug use only.
     template <typename Fn>
     void for_each(Fn&& fn) const;
@@ -173,6 +185,13 @@ public:
     const FlowTableStats& stats() const { return stats_; }
 
 private:
+    // Sweep and reclaim of one occupied slot: removes an orphaned reply entry,
+    // or the flow if its forward entry (this slot, or with `follow_reply` the
+    // forward entry of a reply in this slot) has expired. Returns 1 when a
+    // flow was removed.
+    template <typename TimeoutsOf, typename OnExpire>
+    uint32_t expire_slot(uint32_t slot, bool follow_reply, uint32_t now_ms, TimeoutsOf& timeouts_of,
+                         OnExpire& on_expire);
     uint32_t bucket_of(uint32_t hash, int which) const;
     uint16_t sig_of(uint32_t hash) const;
 

@@ -16,6 +16,17 @@ namespace ferry::flow {
 
 namespace detail {
 
+// A read prefetch the compiler keeps. GCC treats __builtin_prefetch as free of
+// side effects, so a function doing nothing else (FlowTable::prefetch) is
+// found "const" and every call to it is deleted; a volatile asm is kept.
+inline void prefetch_read(const void* p) {
+#if defined(__x86_64__) || defined(__i386__)
+    asm volatile("prefetcht0 %0" : : "m"(*static_cast<const volatile char*>(p)));
+#else
+    __builtin_prefetch(p);
+#endif
+}
+
 inline uint64_t load64(const void* p) {
     uint64_t v;
     std::memcpy(&v, p, sizeof v);
@@ -158,8 +169,21 @@ inline uint16_t FlowTable::sig_of(uint32_t h) const {
 inline bool FlowTable::occupied(uint32_t slot) const { return slot < slot_count_ && sigs_[slot] != 0; }
 
 inline void FlowTable::prefetch(uint32_t h) const {
-    __builtin_prefetch(sigs_ + size_t(bucket_of(h, 0)) * kBucketSlots);
-    __builtin_prefetch(sigs_ + size_t(bucket_of(h, 1)) * kBucketSlots);
+    detail::prefetch_read(sigs_ + size_t(bucket_of(h, 0)) * kBucketSlots);
+    detail::prefetch_read(sigs_ + size_t(bucket_of(h, 1)) * kBucketSlots);
+}
+
+inline void FlowTable::prefetch_entry(uint32_t h) const {
+    const uint16_t sig = sig_of(h);
+    const uint32_t b1 = bucket_of(h, 0);
+    const uint32_t m1 = detail::match_bucket(sigs_ + size_t(b1) * kBucketSlots, sig);
+    if (m1 != 0) {
+        detail::prefetch_read(entries_ + size_t(b1) * kBucketSlots + std::countr_zero(m1));
+        return;
+    }
+    const uint32_t b2 = bucket_of(h, 1);
+    const uint32_t m2 = detail::match_bucket(sigs_ + size_t(b2) * kBucketSlots, sig);
+    if (m2 != 0) detail::prefetch_read(entries_ + size_t(b2) * kBucketSlots + std::countr_zero(m2));
 }
 
 inline uint32_t FlowTable::lookup(const FlowKey& key, uint32_t h) const {
@@ -197,6 +221,29 @@ inline bool FlowTable::expired(const FlowValue& v, uint32_t now_ms, const Timeou
 }
 
 template <typename TimeoutsOf, typename OnExpire>
+uint32_t FlowTable::expire_slot(uint32_t slot, bool follow_reply, uint32_t now_ms, TimeoutsOf& timeouts_of,
+                                OnExpire& on_expire) {
+    uint32_t fwd = slot;
+    if (entries_[slot].value.is_reply) {
+        // Replies go with their forward entry; one whose forward entry is
+        // gone (removed without its peer) would otherwise leak forever.
+        const uint32_t p = entries_[slot].value.peer;
+        if (!occupied(p) || entries_[p].value.is_reply || entries_[p].value.peer != slot) {
+            remove(slot);
+            return 0;
+        }
+        if (!follow_reply) return 0;
+        fwd = p;
+    }
+    FlowEntry& e = entries_[fwd];
+    if (!expired(e.value, now_ms, timeouts_of(e.value.vip_id))) return 0;
+    on_expire(e);
+    remove_with_peer(fwd);
+    ++stats_.expired;
+    return 1;
+}
+
+template <typename TimeoutsOf, typename OnExpire>
 uint32_t FlowTable::sweep(uint32_t budget, uint32_t now_ms, TimeoutsOf&& timeouts_of, OnExpire&& on_expire) {
     if (budget > slot_count_) budget = slot_count_;
     uint32_t cursor = sweep_cursor_;
@@ -204,23 +251,22 @@ uint32_t FlowTable::sweep(uint32_t budget, uint32_t now_ms, TimeoutsOf&& timeout
     for (uint32_t i = 0; i < budget; ++i) {
         const uint32_t slot = cursor;
         if (++cursor == slot_count_) cursor = 0;
-        if (sigs_[slot] == 0) continue;
-        FlowEntry& e = entries_[slot];
-        if (e.value.is_reply) {
-            // Replies go with their forward entry; one whose forward entry is
-            // gone (removed without its peer) would otherwise leak forever.
-            const uint32_t p = e.value.peer;
-            if (!occupied(p) || entries_[p].value.is_reply || entries_[p].value.peer != slot) remove(slot);
-            continue;
-        }
-        const Timeouts& t = timeouts_of(e.value.vip_id);
-        if (!expired(e.value, now_ms, t)) continue;
-        on_expire(e);
-        remove_with_peer(slot);
-        ++stats_.expired;
-        ++removed;
+        if (sigs_[slot] != 0) removed += expire_slot(slot, false, now_ms, timeouts_of, on_expire);
     }
     sweep_cursor_ = cursor;
+    return removed;
+}
+
+template <typename TimeoutsOf, typename OnExpire>
+uint32_t FlowTable::reclaim(uint32_t h, uint32_t now_ms, TimeoutsOf&& timeouts_of, OnExpire&& on_expire) {
+    uint32_t removed = 0;
+    const uint32_t b1 = bucket_of(h, 0), b2 = bucket_of(h, 1);
+    const uint32_t buckets[2] = {b1, b2};
+    for (uint32_t i = 0; i < (b2 != b1 ? 2u : 1u); ++i) {
+        const uint32_t first = buckets[i] * kBucketSlots;
+        for (uint32_t slot = first; slot < first + kBucketSlots; ++slot)
+            if (sigs_[slot] != 0) removed += expire_slot(slot, true, now_ms, timeouts_of, on_expire);
+    }
     return removed;
 }
 

@@ -9,7 +9,6 @@
 #include <vector>
 
 #include "flow/flow_table.hpp"
-#include "flow/nat_ports.hpp"
 
 namespace ferry::flow {
 namespace {
@@ -157,22 +156,6 @@ void BM_Memory(benchmark::State& state) {
     state.counters["slots"] = double(slots);
 }
 BENCHMARK(BM_Memory)->Arg(1'000'000)->Arg(8'000'000)->Iterations(1)->Unit(benchmark::kMillisecond);
-
-void BM_NatPortAcquireRelease(benchmark::State& state) {
-    NatPortPool pool(ports_for_worker(1024, 65535, 4, 1));
-    uint16_t held[64];
-    for (auto& p : held) pool.acquire(p);  // some ports in flight, like a live worker
-    uint32_t i = 0;
-    for (auto _ : state) {
-        uint16_t p = 0;
-        pool.acquire(p);
-        pool.release(held[i]);
-        held[i] = p;
-        i = (i + 1) & 63;
-    }
-    state.SetItemsProcessed(int64_t(state.iterations()));
-}
-BENCHMARK(BM_NatPortAcquireRelease);
 
 }  // namespace
 }  // namespace ferry::flow

@@ -470,6 +470,51 @@ TEST(FlowTable, SweepDropsOrphanRepliesWithoutCallback) {
     EXPECT_EQ(t.size(), 0u);
 }
 
+TEST(FlowTable, ReclaimFreesExpiredFlowsInAKeysBuckets) {
+    // A full table whose flows have all gone idle: insert refuses, reclaim on
+    // the new key's buckets removes the expired flows there (with the reply
+    // entries elsewhere), and the insert then succeeds. Live flows stay.
+    FlowTable t(1024);
+    const Timeouts to;
+    std::vector<uint32_t> forward;
+    for (uint32_t i = 0; t.size() + 2 <= t.capacity(); ++i) {
+        const uint32_t f = t.insert(key_n(i), value_of(i, 1'000, FlowState::syn_seen));
+        if (f == kNoPeer) continue;
+        FlowValue rv = value_of(i);
+        rv.is_reply = 1;
+        rv.peer = f;
+        const uint32_t r = t.insert(key_n(1'000'000 + i), rv);
+        if (r == kNoPeer) {
+            t.remove(f);
+            continue;
+        }
+        t.entry(f).value.peer = r;
+        forward.push_back(f);
+    }
+    // One flow stays live: seen just now.
+    const uint32_t live = forward.front();
+    const uint32_t now = 1'000 + to.syn_ms + 1;
+    t.entry(live).value.last_seen = now;
+
+    const FlowKey fresh = key_n(5'000'000);
+    t.insert(key_n(5'000'001), value_of(9));  // fills the last slots if any are left
+    t.insert(key_n(5'000'002), value_of(9));
+    ASSERT_EQ(t.insert(fresh, value_of(7)), kNoPeer) << "full";
+    uint32_t callbacks = 0;
+    const uint32_t size_before = t.size();
+    const uint32_t freed = t.reclaim(FlowTable::hash(fresh), now, [&](uint16_t) -> const Timeouts& { return to; },
+                                     [&](const FlowEntry& e) {
+                                         ++callbacks;
+                                         EXPECT_EQ(e.value.is_reply, 0);
+                                     });
+    EXPECT_GT(freed, 0u);
+    EXPECT_EQ(callbacks, freed);
+    EXPECT_EQ(t.stats().expired, freed);
+    EXPECT_EQ(t.size(), size_before - 2 * freed) << "each flow goes with its reply entry";
+    EXPECT_TRUE(t.occupied(live));
+    EXPECT_NE(t.insert(fresh, value_of(7)), kNoPeer);
+}
+
 TEST(FlowTable, TupleReusedAfterClose) {
     FlowTable t(1024);
     const FlowKey k = key_n(77);

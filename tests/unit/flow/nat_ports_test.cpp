@@ -2,106 +2,142 @@
 
 #include <gtest/gtest.h>
 
+#include <map>
+#include <set>
 #include <vector>
 
 namespace ferry::flow {
 namespace {
 
-TEST(NatPortPool, AcquireAllThenExhausted) {
-    NatPortPool pool({1000, 1001, 1002, 1003});
-    EXPECT_EQ(pool.total(), 4u);
-    EXPECT_EQ(pool.available(), 4u);
+// The caller's view of "free": ports taken per backend, as the reply entries
+// in the flow table would record them.
+struct Taken {
+    std::map<int, std::set<uint16_t>> by_backend;
+    bool take(NatPortAllocator& a, int backend, uint16_t& port) {
+        auto& used = by_backend[backend];
+        if (!a.pick([&](uint16_t p) { return used.count(p) == 0; }, port)) return false;
+        used.insert(port);
+        return true;
+    }
+};
+
+TEST(NatPortAllocator, WalksItsPortsInOrderFromStart) {
+    NatPortAllocator a({1000, 1001, 1002, 1003}, 2);
+    EXPECT_EQ(a.size(), 4u);
     std::vector<uint16_t> got;
     uint16_t p = 0;
-    while (pool.acquire(p)) got.push_back(p);
-    EXPECT_EQ(got, (std::vector<uint16_t>{1000, 1001, 1002, 1003}));
-    EXPECT_EQ(pool.available(), 0u);
-    EXPECT_EQ(pool.exhausted(), 1u);
-    p = 7;
-    EXPECT_FALSE(pool.acquire(p));
-    EXPECT_EQ(p, 7) << "untouched on failure";
-    EXPECT_EQ(pool.exhausted(), 2u);
-    EXPECT_EQ(pool.bad_releases(), 0u);
-}
-
-TEST(NatPortPool, ReleasedPortsAreReusedLast) {
-    NatPortPool pool({1, 2, 3, 4});
-    uint16_t a = 0, b = 0, p = 0;
-    ASSERT_TRUE(pool.acquire(a));
-    ASSERT_TRUE(pool.acquire(b));
-    EXPECT_EQ(a, 1);
-    EXPECT_EQ(b, 2);
-    pool.release(b);
-    pool.release(a);
-    // Untouched ports first, then released ones in release order.
-    std::vector<uint16_t> order;
-    while (pool.acquire(p)) order.push_back(p);
-    EXPECT_EQ(order, (std::vector<uint16_t>{3, 4, 2, 1}));
-    // Wraps around the ring many times and stays FIFO.
-    for (uint16_t x : {uint16_t(4), uint16_t(1), uint16_t(3), uint16_t(2)}) pool.release(x);
-    for (int round = 0; round < 10; ++round) {
-        std::vector<uint16_t> got;
-        for (int i = 0; i < 4; ++i) {
-            ASSERT_TRUE(pool.acquire(p));
-            got.push_back(p);
-        }
-        EXPECT_EQ(got, (std::vector<uint16_t>{4, 1, 3, 2}));
-        for (uint16_t x : got) pool.release(x);
+    for (int i = 0; i < 6; ++i) {
+        ASSERT_TRUE(a.pick([](uint16_t) { return true; }, p));
+        got.push_back(p);
     }
-    EXPECT_EQ(pool.available(), 4u);
-    EXPECT_EQ(pool.bad_releases(), 0u);
+    EXPECT_EQ(got, (std::vector<uint16_t>{1002, 1003, 1000, 1001, 1002, 1003}));
+    EXPECT_EQ(a.exhausted(), 0u);
 }
 
-TEST(NatPortPool, DoubleAndForeignReleasesAreIgnored) {
-    NatPortPool pool({10, 20, 30});
+TEST(NatPortAllocator, EachBackendHasTheWholeRange) {
+    std::vector<uint16_t> ports;
+    for (uint16_t p = 2000; p < 3000; ++p) ports.push_back(p);
+    NatPortAllocator a(ports, 17);
+    Taken t;
     uint16_t p = 0;
-    ASSERT_TRUE(pool.acquire(p));
-    EXPECT_EQ(p, 10);
-    pool.release(10);
-    pool.release(10);  // double release
-    EXPECT_EQ(pool.bad_releases(), 1u);
-    pool.release(20);  // ours but never handed out
-    EXPECT_EQ(pool.bad_releases(), 2u);
-    pool.release(11);  // not ours
-    pool.release(0);
-    pool.release(65535);
-    EXPECT_EQ(pool.bad_releases(), 5u);
-    EXPECT_EQ(pool.available(), 3u);
-    std::vector<uint16_t> order;
-    while (pool.acquire(p)) order.push_back(p);
-    EXPECT_EQ(order, (std::vector<uint16_t>{20, 30, 10}));  // each exactly once
+    // 600 connections to each of three backends, interleaved: 1800 in all on
+    // 1000 ports; no backend sees a port twice.
+    for (int i = 0; i < 600; ++i) {
+        for (int b = 0; b < 3; ++b) ASSERT_TRUE(t.take(a, b, p)) << "backend " << b << " connection " << i;
+    }
+    for (int b = 0; b < 3; ++b) EXPECT_EQ(t.by_backend[b].size(), 600u);
+    EXPECT_EQ(a.exhausted(), 0u);
 }
 
-TEST(NatPortPool, DuplicatesAndEmpty) {
-    NatPortPool dup({5, 6, 5, 6, 7});
-    EXPECT_EQ(dup.total(), 3u);
+TEST(NatPortAllocator, FullForOneBackendNotForAnother) {
+    NatPortAllocator a({1, 2, 3, 4});
+    Taken t;
+    uint16_t p = 0;
+    for (int i = 0; i < 4; ++i) ASSERT_TRUE(t.take(a, 0, p));
+    EXPECT_FALSE(t.take(a, 0, p));
+    EXPECT_EQ(a.exhausted(), 1u);
+    EXPECT_TRUE(t.take(a, 1, p));
+    // A port freed for backend 0 (its reply entry gone) is found again.
+    t.by_backend[0].erase(3);
+    bool found = false;
+    for (int round = 0; round < 5 && !found; ++round) found = t.take(a, 0, p);
+    ASSERT_TRUE(found);
+    EXPECT_EQ(p, 3);
+}
+
+TEST(NatPortAllocator, RandomProbesKeepFindingPortsAsABackendFillsUp) {
+    // One backend takes 80% of the ports while the cursor also serves others:
+    // no pick fails before 70% and few before 80% (walking on from the cursor
+    // would build runs of taken ports and fail far earlier).
+    std::vector<uint16_t> ports;
+    for (uint32_t p = 10000; p < 20000; ++p) ports.push_back(uint16_t(p));
+    NatPortAllocator a(ports, 5);
+    Taken t;
+    uint16_t p = 0;
+    uint32_t failed_to_70 = 0, failed_to_80 = 0;
+    while (t.by_backend[0].size() < 8000) {
+        const bool ok = t.take(a, 0, p);
+        (t.by_backend[0].size() < 7000 ? failed_to_70 : failed_to_80) += !ok;
+        t.take(a, 1 + int(t.by_backend[0].size() % 7), p);  // other backends move the cursor too
+    }
+    EXPECT_EQ(failed_to_70, 0u);
+    EXPECT_LE(failed_to_80, 3u);
+}
+
+TEST(NatPortAllocator, GivesUpAfterMaxProbes) {
+    std::vector<uint16_t> ports;
+    for (uint16_t p = 1; p <= 100; ++p) ports.push_back(p);
+    NatPortAllocator a(ports);
+    uint32_t calls = 0;
+    uint16_t p = 7;
+    EXPECT_FALSE(a.pick(
+        [&](uint16_t) {
+            ++calls;
+            return false;
+        },
+        p));
+    EXPECT_EQ(calls, NatPortAllocator::kMaxProbes);
+    EXPECT_EQ(p, 7) << "untouched on failure";
+    EXPECT_EQ(a.exhausted(), 1u);
+    // The cursor moved on by one: the next pick offers the next port first.
+    ASSERT_TRUE(a.pick([](uint16_t) { return true; }, p));
+    EXPECT_EQ(p, 2);
+}
+
+TEST(NatPortAllocator, ReusesAPortForTheSameBackendAsLateAsPossible) {
+    NatPortAllocator a({1, 2, 3, 4, 5});
+    Taken t;
     uint16_t p = 0;
     std::vector<uint16_t> order;
-    while (dup.acquire(p)) order.push_back(p);
-    EXPECT_EQ(order, (std::vector<uint16_t>{5, 6, 7}));
+    for (int i = 0; i < 5; ++i) {
+        ASSERT_TRUE(t.take(a, 0, p));
+        order.push_back(p);
+        t.by_backend[0].erase(p);  // the connection ends at once
+    }
+    EXPECT_EQ(order, (std::vector<uint16_t>{1, 2, 3, 4, 5})) << "a freed port waits for the walk to come round";
+}
 
-    NatPortPool empty({});
-    EXPECT_EQ(empty.total(), 0u);
-    EXPECT_FALSE(empty.acquire(p));
+TEST(NatPortAllocator, DuplicatesAndEmpty) {
+    NatPortAllocator dup({5, 6, 5, 6, 7});
+    EXPECT_EQ(dup.size(), 3u);
+    NatPortAllocator empty({}, 9);
+    uint16_t p = 3;
+    EXPECT_EQ(empty.size(), 0u);
+    EXPECT_FALSE(empty.pick([](uint16_t) { return true; }, p));
+    EXPECT_EQ(p, 3);
     EXPECT_EQ(empty.exhausted(), 1u);
-    empty.release(5);
-    EXPECT_EQ(empty.bad_releases(), 1u);
-    EXPECT_EQ(empty.available(), 0u);
 }
 
-TEST(NatPortPool, WholePortRange) {
+TEST(NatPortAllocator, WholePortRange) {
     std::vector<uint16_t> all;
     for (uint32_t p = 0; p <= 65535; ++p) all.push_back(uint16_t(p));
-    NatPortPool pool(all);
-    EXPECT_EQ(pool.total(), 65536u);
+    NatPortAllocator a(all, 65535);
+    EXPECT_EQ(a.size(), 65536u);
     uint16_t p = 0;
-    uint32_t n = 0;
-    while (pool.acquire(p)) ++n;
-    EXPECT_EQ(n, 65536u);
-    pool.release(65535);
-    pool.release(0);
-    ASSERT_TRUE(pool.acquire(p));
+    ASSERT_TRUE(a.pick([](uint16_t) { return true; }, p));
     EXPECT_EQ(p, 65535);
+    ASSERT_TRUE(a.pick([](uint16_t) { return true; }, p));
+    EXPECT_EQ(p, 0) << "wraps";
 }
 
 TEST(PortsForWorker, PartitionsWithoutOverlap) {

@@ -1,0 +1,316 @@
+#include "dataplane/steering.hpp"
+
+#include <netinet/in.h>
+
+#include <cstring>
+#include <utility>
+
+#include "balance/least_load.hpp"
+#include "balance/maglev.hpp"
+#include "balance/round_robin.hpp"
+
+namespace ferry::dp {
+
+namespace {
+constexpr uint8_t kFinFromClient = 0x01;
+constexpr uint8_t kFinFromServer = 0x02;
+constexpr uint8_t kSynAck = packet::kTcpSyn | packet::kTcpAck;
+}  // namespace
+
+Steering::Steering(SteeringParts parts) : x_(std::move(parts)) {
+    rng_ += uint64_t(x_.worker_index + 1) * 0xbf58476d1ce4e5b9ull;
+    if (x_.worker_count == 0) x_.worker_count = 1;
+}
+
+uint32_t Steering::pick_by_table(const VipEntry& vip, const packet::Parsed& p) {
+    if (vip.table.empty()) return kNone;
+    uint64_t h;
+    if (vip.hash == HashKey::source_ip) {
+        h = balance::hash_bytes(&p.src_ip, 4, 0);
+    } else {
+        uint8_t key[13];
+        std::memcpy(key, &p.src_ip, 4);
+        std::memcpy(key + 4, &p.dst_ip, 4);
+        std::memcpy(key + 8, &p.src_port, 2);
+        std::memcpy(key + 10, &p.dst_port, 2);
+        key[12] = p.proto;
+        h = balance::hash_bytes(key, sizeof key, 0);
+    }
+    return vip.table[h % vip.table.size()];
+}
+
+uint32_t Steering::pick_backend(const Snapshot& snap, uint32_t vip_id, const VipEntry& vip,
+                                const packet::Parsed& p) {
+    switch (vip.scheduler) {
+        case SchedulerKind::maglev: break;
+        case SchedulerKind::round_robin: {
+            const uint32_t len = uint32_t(vip.rr_sequence.size());
+            if (len == 0) return kNone;
+            // Each worker walks the same smooth sequence from its own offset.
+            if (rr_generation_[vip_id] != snap.generation) {
+                rr_generation_[vip_id] = snap.generation;
+                rr_cursor_[vip_id] = balance::swrr_start_offset(x_.worker_index, x_.worker_count, len);
+            }
+            const uint32_t pos = rr_cursor_[vip_id];
+            rr_cursor_[vip_id] = pos + 1 == len ? 0 : pos + 1;
+            return vip.rr_sequence[pos];
+        }
+        case SchedulerKind::least_conn:
+        case SchedulerKind::two_choices: {
+            const uint32_t n = uint32_t(vip.cand_ids.size());
+            if (n == 0) return kNone;
+            // Active flows of every worker, read as they are (at most a burst old).
+            for (uint32_t i = 0; i < n; ++i) {
+                int64_t sum = 0;
+                for (const BackendCounters* w : x_.all_backend_counters)
+                    sum += read_relaxed(w[vip.cand_ids[i]].active_flows);
+                active_scratch_[i] = sum;
+            }
+            rng_ ^= rng_ << 13;
+            rng_ ^= rng_ >> 7;
+            rng_ ^= rng_ << 17;
+            const uint32_t i =
+                vip.scheduler == SchedulerKind::least_conn
+                    ? balance::pick_least_conn(vip.cand_weights.data(), active_scratch_.data(), n, uint32_t(rng_))
+                    : balance::pick_two_choices(vip.cand_cumulative.data(), vip.cand_weights.data(),
+                                                active_scratch_.data(), n, rng_);
+            return i == balance::kNoPick ? kNone : vip.cand_ids[i];
+        }
+    }
+    return pick_by_table(vip, p);
+}
+
+void Steering::release(const flow::FlowEntry& e) {
+    // A full-NAT port needs no release: the reply entry that held it is
+    // removed with the flow (see flow/nat_ports.hpp).
+    if (!e.value.is_reply && e.value.backend_id < kMaxBackends) --x_.backend_counters[e.value.backend_id].active_flows;
+}
+
+void Steering::end_flow(uint32_t slot) {
+    flow::FlowTable& t = *x_.flows;
+    const flow::FlowEntry& e = t.entry(slot);
+    const uint32_t fwd = e.value.is_reply ? e.value.peer : slot;
+    if (fwd == flow::kNoPeer) {
+        t.remove(slot);
+        return;
+    }
+    release(t.entry(fwd));
+    t.remove_with_peer(fwd);
+}
+
+bool Steering::pick_nat_port(const BackendEntry& be, uint8_t nat_addr, uint8_t proto, uint16_t& port_net) {
+    const uint32_t local_ip = x_.local_ips[nat_addr];
+    const flow::FlowTable& t = *x_.flows;
+    uint16_t port = 0;
+    // Free towards this backend while no reply entry backend -> local:port exists.
+    const bool ok = (*x_.nat_ports)[nat_addr].pick(
+        [&](uint16_t candidate) {
+            return t.lookup(flow::FlowKey::v4(be.ip, local_ip, be.port, htons(candidate), proto)) == flow::kNoPeer;
+        },
+        port);
+    port_net = htons(port);
+    return ok;
+}
+
+ToBackend Steering::open_flow(const Snapshot& snap, uint32_t vip_id, const VipEntry& vip, const packet::Parsed& p,
+                              const flow::FlowKey& key, uint32_t now_ms) {
+    WorkerCounters& c = *x_.counters;
+    VipCounters& vc = x_.vip_counters[vip_id];
+    const bool tcp = p.proto == IPPROTO_TCP;
+    const bool syn = tcp && (p.tcp_flags & kSynAck) == packet::kTcpSyn;
+    ToBackend out;
+    if (tcp && !syn) {
+        ++c.flow_miss_non_syn;
+        if (vip.mode == ForwardMode::nat) {
+            out.drop = Drop::tcp_no_flow;
+            return out;
+        }
+    } else {
+        ++(tcp ? c.flow_miss_syn : c.flow_miss_udp);
+    }
+    // A TCP packet without SYN (dnat) has no entry to follow: the Maglev
+    // table is the one choice that is the same on every worker and instance.
+    out.backend_id = (tcp && !syn) ? pick_by_table(vip, p) : pick_backend(snap, vip_id, vip, p);
+    if (out.backend_id == kNone || out.backend_id >= snap.backends.size()) {
+        ++vc.no_backend;
+        out.drop = Drop::no_backend;
+        return out;
+    }
+    if (tcp && !syn) {
+        ++c.stateless;  // dnat: mid-stream packet without an entry goes by hash
+        return out;
+    }
+
+    const BackendEntry& be = snap.backends[out.backend_id];
+    const bool nat = vip.mode == ForwardMode::nat;
+    uint8_t nat_addr = 0;
+    if (nat) {
+        nat_addr = be.egress_port < x_.index_of_port.size() ? x_.index_of_port[be.egress_port] : 0;
+        if (nat_addr >= x_.local_ips.size() || !pick_nat_port(be, nat_addr, p.proto, out.nat_port)) {
+            out.drop = Drop::nat_ports_exhausted;
+            return out;
+        }
+        out.nat_ip = x_.local_ips[nat_addr];
+    }
+
+    flow::FlowTable& t = *x_.flows;
+    flow::FlowValue fv;
+    fv.backend_id = out.backend_id;
+    fv.vip_id = uint16_t(vip_id);
+    fv.nat_port = out.nat_port;
+    fv.nat_addr = nat_addr;
+    fv.state = uint8_t(tcp ? flow::FlowState::syn_seen : flow::FlowState::udp);
+    fv.last_seen = now_ms;
+    fv.created = now_ms;
+    uint32_t fwd = insert(snap, key, fv, now_ms);
+    if (fwd != flow::kNoPeer) {
+        const flow::FlowKey rkey = nat ? flow::FlowKey::v4(be.ip, out.nat_ip, be.port, out.nat_port, p.proto)
+                                       : flow::FlowKey::v4(be.ip, p.src_ip, be.port, p.src_port, p.proto);
+        flow::FlowValue rv;
+        rv.backend_id = out.backend_id;
+        rv.vip_id = uint16_t(vip_id);
+        rv.is_reply = 1;
+        rv.peer = fwd;
+        rv.created = now_us_;  // the SYN-ACK's arrival gives the backend's connect time
+        if (!nat) {
+            // A reply key still held by an older flow (the same client port
+            // reused quickly) is taken over by the new flow. In full NAT the
+            // port was chosen because no such entry exists.
+            const uint32_t old = t.lookup(rkey);
+            if (old != flow::kNoPeer) end_flow(old);
+        }
+        const uint32_t rev = insert(snap, rkey, rv, now_ms);
+        if (rev == flow::kNoPeer) {
+            t.remove(fwd);
+            fwd = flow::kNoPeer;
+        } else {
+            t.entry(fwd).value.peer = rev;
+        }
+    }
+    if (fwd == flow::kNoPeer) {
+        if (nat) {
+            out.drop = Drop::flow_table_full;
+            return out;
+        }
+        ++c.stateless;  // dnat keeps working by hash alone
+        return out;
+    }
+    out.slot = fwd;
+    ++c.flows_created;
+    ++vc.new_flows;
+    BackendCounters& bc = x_.backend_counters[out.backend_id];
+    ++bc.new_flows;
+    ++bc.active_flows;
+    return out;
+}
+
+ToBackend Steering::to_backend(const Snapshot& snap, uint32_t vip_id, const packet::Parsed& p, uint32_t hash,
+                               uint32_t pkt_len, uint32_t now_ms) {
+    const VipEntry& vip = snap.vips[vip_id];
+    VipCounters& vc = x_.vip_counters[vip_id];
+    ++vc.packets;
+    vc.bytes += pkt_len;
+
+    flow::FlowTable& t = *x_.flows;
+    const bool tcp = p.proto == IPPROTO_TCP;
+    const bool syn = tcp && (p.tcp_flags & kSynAck) == packet::kTcpSyn;
+    const flow::FlowKey key = flow::FlowKey::v4(p.src_ip, p.dst_ip, p.src_port, p.dst_port, p.proto);
+    uint32_t slot = t.lookup(key, hash);
+    if (slot != flow::kNoPeer) {
+        const flow::FlowValue& v = t.entry(slot).value;
+        bool stale = flow::FlowTable::expired(v, now_ms, vip.timeouts) ||
+                     (syn && v.state == uint8_t(flow::FlowState::closing));
+        if (v.backend_id < snap.backends.size() && snap.backends[v.backend_id].drop_flows) stale = true;
+        if (stale) {
+            end_flow(slot);
+            ++x_.counters->flows_closed;
+            slot = flow::kNoPeer;
+        }
+    }
+
+    ToBackend out;
+    if (slot == flow::kNoPeer) {
+        out = open_flow(snap, vip_id, vip, p, key, now_ms);
+        if (!out.forward()) return out;
+    } else {
+        flow::FlowValue& v = t.entry(slot).value;
+        v.last_seen = now_ms;
+        out.slot = slot;
+        out.backend_id = v.backend_id;
+        out.nat_port = v.nat_port;
+        if (v.nat_port != 0) out.nat_ip = v.nat_addr < x_.local_ips.size() ? x_.local_ips[v.nat_addr] : 0;
+        if (tcp) {
+            if (p.tcp_flags & packet::kTcpRst) {
+                v.state = uint8_t(flow::FlowState::closing);
+            } else if (p.tcp_flags & packet::kTcpFin) {
+                v.flags |= kFinFromClient;
+                if (v.flags & kFinFromServer) v.state = uint8_t(flow::FlowState::closing);
+            }
+        }
+    }
+
+    BackendCounters& bc = x_.backend_counters[out.backend_id];
+    ++bc.packets;
+    bc.bytes += pkt_len;
+    if (syn) ++bc.syn_sent;
+    return out;
+}
+
+bool Steering::to_client(const packet::Parsed& p, uint32_t slot, uint32_t pkt_len, uint32_t now_ms, ToClient& out) {
+    flow::FlowTable& t = *x_.flows;
+    const flow::FlowEntry& r = t.entry(slot);
+    if (!r.value.is_reply || r.value.peer == flow::kNoPeer) return false;
+    flow::FlowEntry& f = t.entry(r.value.peer);
+    f.value.last_seen = now_ms;
+    const uint32_t bid = f.value.backend_id;
+    if (bid < kMaxBackends) {
+        BackendCounters& bc = x_.backend_counters[bid];
+        ++bc.packets;
+        bc.bytes += pkt_len;
+        if (p.proto == IPPROTO_TCP) {
+            if ((p.tcp_flags & kSynAck) == kSynAck && f.value.state == uint8_t(flow::FlowState::syn_seen)) {
+                f.value.state = uint8_t(flow::FlowState::established);
+                ++bc.synack_seen;
+                bc.connect_us_sum += uint32_t(now_us_ - r.value.created);  // wrap-safe
+                ++bc.connect_samples;
+            }
+            if (p.tcp_flags & packet::kTcpRst) {
+                if (f.value.state == uint8_t(flow::FlowState::syn_seen)) ++bc.rst_on_syn;
+                f.value.state = uint8_t(flow::FlowState::closing);
+            } else if (p.tcp_flags & packet::kTcpFin) {
+                f.value.flags |= kFinFromServer;
+                if (f.value.flags & kFinFromClient) f.value.state = uint8_t(flow::FlowState::closing);
+            }
+        }
+    }
+    if (f.value.vip_id < kMaxVips) {
+        VipCounters& vc = x_.vip_counters[f.value.vip_id];
+        ++vc.packets;
+        vc.bytes += pkt_len;
+    }
+    const flow::FlowKey& client = f.key;  // client -> VIP
+    out.client_ip = client.src_v4();
+    out.client_port = client.src_port;
+    out.vip_ip = client.dst_v4();
+    out.vip_port = client.dst_port;
+    out.full_nat = f.value.nat_port != 0;
+    return true;
+}
+
+uint32_t Steering::sweep(const Snapshot& snap, uint32_t budget, uint32_t now_ms) {
+    return x_.flows->sweep(budget, now_ms, timeouts_of(snap), [&](const flow::FlowEntry& e) { release(e); });
+}
+
+uint32_t Steering::insert(const Snapshot& snap, const flow::FlowKey& key, const flow::FlowValue& v,
+                          uint32_t now_ms) {
+    flow::FlowTable& t = *x_.flows;
+    const uint32_t slot = t.insert(key, v);
+    if (slot != flow::kNoPeer) return slot;
+    // No room: flows that expired but the sweep has not reached yet give way.
+    const uint32_t freed = t.reclaim(flow::FlowTable::hash(key), now_ms, timeouts_of(snap),
+                                     [&](const flow::FlowEntry& e) { release(e); });
+    x_.counters->flows_expired += freed;
+    return freed != 0 ? t.insert(key, v) : flow::kNoPeer;
+}
+
+}  // namespace ferry::dp

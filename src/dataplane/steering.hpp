@@ -1,0 +1,116 @@
+// A worker's per-flow decisions, free of DPDK: which backend a VIP packet
+// goes to (its flow entry, or a scheduler's pick that creates one), which
+// client a backend's reply goes back to, each flow's TCP state, and expiry.
+//
+// The worker (worker.cpp) does the I/O around it: receiving, parsing,
+// hand-offs between workers, rewriting headers and sending. Keeping the
+// decisions here, on plain memory, lets the unit tests and the new-connection
+// micro-benchmark run the very code the worker runs, without EAL.
+//
+// Hot path: no allocation, no locks, no system calls, nothing thrown.
+#pragma once
+
+#include <cstdint>
+#include <vector>
+
+#include "dataplane/counters.hpp"
+#include "dataplane/snapshot.hpp"
+#include "flow/flow_table.hpp"
+#include "flow/nat_ports.hpp"
+#include "packet/packet.hpp"
+
+namespace ferry::dp {
+
+inline constexpr uint32_t kMaxBackends = 16384;  // stable backend ids per process
+inline constexpr uint32_t kMaxVips = 1024;        // stable VIP ids per process
+
+// Where a VIP packet goes, from Steering::to_backend().
+struct ToBackend {
+    Drop drop = Drop::count_;  // count_: forward it; anything else: drop it for this reason
+    uint32_t backend_id = kNone;
+    uint32_t nat_ip = 0;       // full NAT: local source address (network order)
+    uint16_t nat_port = 0;     // full NAT: local source port (network order); 0 = dnat
+    uint32_t slot = flow::kNoPeer;  // the flow's forward entry; kNoPeer when stateless
+    bool forward() const { return drop == Drop::count_; }
+};
+
+// Where a backend's reply goes, from Steering::to_client().
+struct ToClient {
+    uint32_t client_ip = 0;    // network order
+    uint32_t vip_ip = 0;
+    uint16_t client_port = 0;  // network order
+    uint16_t vip_port = 0;
+    bool full_nat = false;     // restore the client as destination too
+};
+
+// What one Steering works on: its worker's table, ports and counters, and
+// read-only views of the other workers' backend counters (least_conn).
+struct SteeringParts {
+    flow::FlowTable* flows = nullptr;
+    std::vector<flow::NatPortAllocator>* nat_ports = nullptr;  // by local address index
+    WorkerCounters* counters = nullptr;
+    BackendCounters* backend_counters = nullptr;  // kMaxBackends entries
+    VipCounters* vip_counters = nullptr;          // kMaxVips entries
+    std::vector<const BackendCounters*> all_backend_counters;  // every worker's, this one's included
+    std::vector<uint32_t> local_ips;     // by local address index, network order
+    std::vector<uint8_t> index_of_port;  // DPDK port id -> local address index
+    uint32_t worker_index = 0;
+    uint32_t worker_count = 1;
+};
+
+class Steering {
+public:
+    explicit Steering(SteeringParts parts);
+
+    // A packet to a VIP (vip_id from snap.find_vip): looks its flow up by
+    // `hash` (FlowTable::hash of its 5-tuple), ends a stale entry, creates one
+    // for a SYN or a new UDP flow (scheduler pick, full-NAT source port),
+    // follows TCP state, counts. The caller rewrites and sends on forward().
+    ToBackend to_backend(const Snapshot& snap, uint32_t vip_id, const packet::Parsed& p, uint32_t hash,
+                         uint32_t pkt_len, uint32_t now_ms);
+
+    // A packet whose 5-tuple matched `slot`: if it is a reply entry, follows
+    // TCP state, counts and says whom to send it to; false otherwise.
+    bool to_client(const packet::Parsed& p, uint32_t slot, uint32_t pkt_len, uint32_t now_ms, ToClient& out);
+
+    // Removes idle flows: a slice of `budget` slots (see FlowTable::sweep).
+    uint32_t sweep(const Snapshot& snap, uint32_t budget, uint32_t now_ms);
+
+    // Ends the flow in `slot` (forward or reply entry) and its pair.
+    void end_flow(uint32_t slot);
+
+    // The worker's microsecond clock (wraps every ~71 min), set once per loop
+    // iteration: a new flow's reply entry keeps it in `created`, and the
+    // SYN-ACK adds the difference to the backend's connect_us_sum and
+    // connect_samples (the SYN to SYN-ACK time).
+    void set_now_us(uint32_t now_us) { now_us_ = now_us; }
+
+private:
+    uint32_t pick_backend(const Snapshot& snap, uint32_t vip_id, const VipEntry& vip, const packet::Parsed& p);
+    static uint32_t pick_by_table(const VipEntry& vip, const packet::Parsed& p);
+    ToBackend open_flow(const Snapshot& snap, uint32_t vip_id, const VipEntry& vip, const packet::Parsed& p,
+                        const flow::FlowKey& key, uint32_t now_ms);
+    bool pick_nat_port(const BackendEntry& be, uint8_t nat_addr, uint8_t proto, uint16_t& port_net);
+    void release(const flow::FlowEntry& e);
+    // FlowTable::insert, reclaiming expired flows in the key's buckets when full.
+    uint32_t insert(const Snapshot& snap, const flow::FlowKey& key, const flow::FlowValue& v, uint32_t now_ms);
+    // Each VIP's timeouts by id, for the sweep and reclaim.
+    auto timeouts_of(const Snapshot& snap) const {
+        return [&snap, this](uint16_t vip_id) -> const flow::Timeouts& {
+            return vip_id < snap.vips.size() && snap.vips[vip_id].present ? snap.vips[vip_id].timeouts
+                                                                          : default_timeouts_;
+        };
+    }
+
+    SteeringParts x_;
+    flow::Timeouts default_timeouts_;
+    // Scheduler state of this worker: round-robin cursors per VIP (restarted
+    // when a new snapshot arrives), scratch for active-flow counts, a PRNG.
+    std::vector<uint32_t> rr_cursor_ = std::vector<uint32_t>(kMaxVips, 0);
+    std::vector<uint64_t> rr_generation_ = std::vector<uint64_t>(kMaxVips, ~0ull);
+    std::vector<int64_t> active_scratch_ = std::vector<int64_t>(kMaxBackends, 0);
+    uint64_t rng_ = 0x9e3779b97f4a7c15ull;
+    uint32_t now_us_ = 0;
+};
+
+}  // namespace ferry::dp

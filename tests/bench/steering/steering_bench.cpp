@@ -1,0 +1,264 @@
+// What a worker spends on one packet once it is in memory, with the worker's
+// own decision code (dataplane/steering.hpp) and no I/O: parse, hash, flow
+// lookup or scheduler pick and new flow entries, header rewrite.
+//
+// Both run bursts of 32 frames through the worker's three passes (parse +
+// hash + prefetch signature lines; prefetch entries; steer + rewrite).
+//
+//   BM_NewConnection/<mode>/<active flows>: bursts of SYNs from fresh client
+//     ports, each opening a flow (Maglev pick over 32 backends, full-NAT source
+//     port, forward and reply entries), while as many of the oldest flows end
+//     (as the sweep removes them) so the table holds a steady number of flows.
+//     items/s = new connections per second on one core, removal included.
+//   BM_Established/<mode>/<flows>: bursts of packets of established flows in
+//     a random order. items/s = packets per second.
+#include <arpa/inet.h>
+#include <benchmark/benchmark.h>
+#include <netinet/in.h>
+
+#include <algorithm>
+#include <array>
+#include <cstdint>
+#include <cstring>
+#include <memory>
+#include <random>
+#include <string>
+#include <vector>
+
+#include "balance/maglev.hpp"
+#include "dataplane/steering.hpp"
+#include "packet/packet.hpp"
+
+namespace ferry::dp {
+namespace {
+
+constexpr uint32_t kBackends = 32;
+constexpr uint32_t kVip = 0x0a4d0164;  // 10.77.1.100
+constexpr uint32_t kBurst = 32;
+
+// A 54-byte TCP/IPv4 frame from a client to the VIP, written afresh for each
+// packet as a NIC would deliver it (the previous rewrite changed it).
+struct Frame {
+    std::array<uint8_t, 64> b{};
+    Frame() {
+        b[12] = 0x08;
+        uint8_t* ip = b.data() + 14;
+        ip[0] = 0x45;
+        const uint16_t total = htons(40);
+        std::memcpy(ip + 2, &total, 2);
+        ip[8] = 64;
+        ip[9] = IPPROTO_TCP;
+        ip[32] = 5 << 4;
+    }
+    void set(uint32_t src_ip, uint16_t src_port, uint8_t flags) {
+        uint8_t* ip = b.data() + 14;
+        const uint32_t s = htonl(src_ip), d = htonl(kVip);
+        const uint16_t sp = htons(src_port), dp = htons(80);
+        std::memcpy(ip + 12, &s, 4);
+        std::memcpy(ip + 16, &d, 4);
+        std::memcpy(ip + 20, &sp, 2);
+        std::memcpy(ip + 22, &dp, 2);
+        ip[33] = flags;
+    }
+};
+
+// One worker's steering over one VIP of kBackends backends (Maglev, M = 65537).
+struct Rig {
+    std::unique_ptr<flow::FlowTable> flows;
+    std::vector<flow::NatPortAllocator> nat;
+    WorkerCounters counters;
+    std::vector<BackendCounters> backend_counters = std::vector<BackendCounters>(kMaxBackends);
+    std::vector<VipCounters> vip_counters = std::vector<VipCounters>(kMaxVips);
+    Snapshot snap;
+    std::unique_ptr<Steering> steer;
+    Drop last_drop = Drop::count_;
+
+    Rig(ForwardMode mode, uint32_t capacity) : flows(std::make_unique<flow::FlowTable>(capacity)) {
+        nat.emplace_back(flow::ports_for_worker(1024, 65535, 1, 0), 12345);
+        VipEntry v;
+        v.present = true;
+        v.ip = htonl(kVip);
+        v.port = htons(80);
+        v.proto = IPPROTO_TCP;
+        v.mode = mode;
+        std::vector<balance::MaglevBackend> mb;
+        for (uint32_t i = 0; i < kBackends; ++i) {
+            BackendEntry be;
+            be.ip = htonl(0x0a4d020b + i);
+            be.port = htons(8000);
+            be.nexthop_ip = be.ip;
+            be.state = BackendState::up;
+            be.known = true;
+            snap.backends.push_back(be);
+            v.backend_ids.push_back(i);
+            mb.push_back({Endpoint{IpAddr::v4(0x0a4d020b + i), 8000}, 100});
+        }
+        v.table = balance::build_maglev_table(mb, balance::kDefaultTableSize);
+        snap.vips.push_back(v);
+        snap.build_index();
+        SteeringParts x;
+        x.flows = flows.get();
+        x.nat_ports = &nat;
+        x.counters = &counters;
+        x.backend_counters = backend_counters.data();
+        x.vip_counters = vip_counters.data();
+        x.all_backend_counters = {backend_counters.data()};
+        x.local_ips = {htonl(0x0a4d0201)};
+        x.index_of_port = {0};
+        steer = std::make_unique<Steering>(std::move(x));
+    }
+
+    // The worker's path for one packet: parse, hash, VIP, steer, rewrite.
+    bool handle(uint8_t* data, size_t len, uint32_t now_ms) {
+        packet::Parsed p;
+        if (packet::parse(data, len, p) != packet::ParseResult::ok) return false;
+        const flow::FlowKey key = flow::FlowKey::v4(p.src_ip, p.dst_ip, p.src_port, p.dst_port, p.proto);
+        return steer_parsed(data, p, flow::FlowTable::hash(key), now_ms).forward();
+    }
+    ToBackend steer_parsed(uint8_t* data, const packet::Parsed& p, uint32_t hash, uint32_t now_ms) {
+        const uint32_t vip = snap.find_vip(p.dst_ip, p.dst_port, p.proto);
+        ToBackend to;
+        to.drop = Drop::no_vip_port;
+        if (vip != kNone) to = steer->to_backend(snap, vip, p, hash, 54, now_ms);
+        if (!to.forward()) {
+            ++counters.drops[size_t(to.drop)];
+            last_drop = to.drop;
+            return to;
+        }
+        const BackendEntry& be = snap.backends[to.backend_id];
+        if (to.nat_port != 0)
+            packet::rewrite_src_dst(data, p, to.nat_ip, to.nat_port, be.ip, be.port);
+        else
+            packet::rewrite_dst(data, p, be.ip, be.port);
+        return to;
+    }
+};
+
+// Client i: address 10.128.0.0 + i / 64512, port 1024 + i % 64512.
+void client(uint64_t i, uint32_t& ip, uint16_t& port) {
+    ip = 0x0a800000 + uint32_t(i / 64512);
+    port = uint16_t(1024 + i % 64512);
+}
+
+ForwardMode mode_of(int64_t arg) { return arg == 0 ? ForwardMode::nat : ForwardMode::dnat; }
+
+// The worker's three passes over one burst of frames (see worker.cpp
+// process_burst): parse + hash + prefetch signature lines, prefetch entries,
+// then steer + rewrite. Returns how many were not forwarded.
+uint32_t run_burst(Rig& r, std::array<Frame, kBurst>& burst, ToBackend* out) {
+    std::array<packet::Parsed, kBurst> parsed;
+    std::array<uint32_t, kBurst> hash;
+    for (uint32_t i = 0; i < kBurst; ++i) {
+        packet::parse(burst[i].b.data(), 54, parsed[i]);
+        const packet::Parsed& p = parsed[i];
+        hash[i] = flow::FlowTable::hash(flow::FlowKey::v4(p.src_ip, p.dst_ip, p.src_port, p.dst_port, p.proto));
+        r.flows->prefetch(hash[i]);
+    }
+    for (uint32_t i = 0; i < kBurst; ++i) r.flows->prefetch_entry(hash[i]);
+    uint32_t failed = 0;
+    for (uint32_t i = 0; i < kBurst; ++i) {
+        const ToBackend to = r.steer_parsed(burst[i].b.data(), parsed[i], hash[i], 1000);
+        failed += !to.forward();
+        if (out) out[i] = to;
+    }
+    return failed;
+}
+
+void BM_NewConnection(benchmark::State& state) {
+    const ForwardMode mode = mode_of(state.range(0));
+    const auto active = uint32_t(state.range(1) + kBurst - 1) / kBurst * kBurst;
+    Rig r(mode, active * 2 * 5 / 4 + 4096);
+    // The forward slots of the open flows, oldest first (a ring of `active`).
+    std::vector<uint32_t> open_slots(active, flow::kNoPeer);
+    uint32_t oldest = 0;
+    uint64_t next = 0;
+    uint64_t failed = 0;
+    std::array<Frame, kBurst> burst;
+    std::array<ToBackend, kBurst> to;
+    auto open_burst = [&] {
+        for (uint32_t i = 0; i < kBurst; ++i) {
+            uint32_t ip;
+            uint16_t port;
+            client(next++, ip, port);
+            burst[i].set(ip, port, packet::kTcpSyn);
+        }
+        failed += run_burst(r, burst, to.data());
+    };
+    for (uint32_t filled = 0; filled < active; filled += kBurst) {
+        open_burst();
+        for (uint32_t i = 0; i < kBurst; ++i) open_slots[filled + i] = to[i].slot;
+    }
+    for (auto _ : state) {
+        // The 32 oldest flows end, as the sweep removes them, and 32 open.
+        for (uint32_t i = 0; i < kBurst; ++i) {
+            const uint32_t slot = open_slots[(oldest + i) % active];
+            if (slot != flow::kNoPeer) r.steer->end_flow(slot);
+        }
+        open_burst();
+        for (uint32_t i = 0; i < kBurst; ++i) {
+            open_slots[oldest] = to[i].slot;
+            if (++oldest == active) oldest = 0;
+        }
+    }
+    state.SetItemsProcessed(int64_t(state.iterations()) * kBurst);
+    state.counters["failed"] = double(failed);
+    state.counters["nat_exhausted"] = double(r.counters.drops[size_t(Drop::nat_ports_exhausted)]);
+    state.counters["table_full"] = double(r.flows->stats().insert_full);
+    state.counters["flows"] = double(r.flows->size() / 2);
+}
+BENCHMARK(BM_NewConnection)
+    ->ArgNames({"dnat", "active"})
+    ->Args({0, 1000})
+    ->Args({0, 100'000})
+    ->Args({0, 1'000'000})
+    ->Args({1, 1000})
+    ->Args({1, 1'000'000});
+
+void BM_Established(benchmark::State& state) {
+    const ForwardMode mode = mode_of(state.range(0));
+    const auto nflows = uint32_t(state.range(1));
+    Rig r(mode, nflows * 2 * 5 / 4 + 4096);
+    // The flows in a random order; each is opened by a SYN, then sends ACKs.
+    std::vector<uint32_t> order(nflows);
+    for (uint32_t i = 0; i < nflows; ++i) order[i] = i;
+    std::shuffle(order.begin(), order.end(), std::mt19937(7));
+    Frame syn;
+    for (uint32_t i = 0; i < nflows; ++i) {
+        uint32_t ip;
+        uint16_t port;
+        client(i, ip, port);
+        syn.set(ip, port, packet::kTcpSyn);
+        if (!r.handle(syn.b.data(), 54, 1000)) {
+            const std::string why = "could not open flow " + std::to_string(i) + ": " +
+                                    to_string(r.last_drop);
+            state.SkipWithError(why.c_str());
+            return;
+        }
+    }
+    std::array<Frame, kBurst> burst;
+    uint32_t at = 0;
+    uint64_t failed = 0;
+    for (auto _ : state) {
+        for (uint32_t i = 0; i < kBurst; ++i) {
+            uint32_t ip;
+            uint16_t port;
+            client(order[at], ip, port);
+            if (++at == nflows) at = 0;
+            burst[i].set(ip, port, packet::kTcpAck);
+        }
+        failed += run_burst(r, burst, nullptr);
+    }
+    state.SetItemsProcessed(int64_t(state.iterations()) * kBurst);
+    state.counters["failed"] = double(failed);
+}
+BENCHMARK(BM_Established)
+    ->ArgNames({"dnat", "flows"})
+    ->Args({0, 1000})
+    ->Args({0, 1'000'000})
+    ->Args({1, 1000})
+    ->Args({1, 1'000'000});
+
+}  // namespace
+}  // namespace ferry::dp
+
+BENCHMARK_MAIN();

@@ -1,0 +1,276 @@
+// Steering: the worker's flow decisions on plain memory (no EAL).
+#include "dataplane/steering.hpp"
+
+#include <arpa/inet.h>
+#include <gtest/gtest.h>
+
+#include <map>
+#include <set>
+#include <vector>
+
+namespace ferry::dp {
+namespace {
+
+constexpr uint32_t kLocalIp = 0x0a4d0201;  // 10.77.2.1, host order
+constexpr uint32_t kVipIp = 0x0a4d0164;    // 10.77.1.100
+constexpr uint16_t kVipPort = 80;
+
+uint32_t ip(uint32_t host) { return htonl(host); }
+
+// One worker's steering over a small snapshot: one VIP, `n` backends.
+struct Rig {
+    flow::FlowTable flows{4096};
+    std::vector<flow::NatPortAllocator> nat;
+    WorkerCounters counters;
+    std::vector<BackendCounters> backend_counters = std::vector<BackendCounters>(kMaxBackends);
+    std::vector<BackendCounters> other_worker = std::vector<BackendCounters>(kMaxBackends);
+    std::vector<VipCounters> vip_counters = std::vector<VipCounters>(kMaxVips);
+    Snapshot snap;
+    std::unique_ptr<Steering> steer;
+    uint32_t now = 1000;
+
+    Rig(uint32_t n, ForwardMode mode, SchedulerKind scheduler, std::vector<uint16_t> nat_ports) {
+        nat.emplace_back(std::move(nat_ports));
+        VipEntry v;
+        v.present = true;
+        v.ip = ip(kVipIp);
+        v.port = htons(kVipPort);
+        v.proto = IPPROTO_TCP;
+        v.mode = mode;
+        v.scheduler = scheduler;
+        v.timeouts.closing_ms = 100;
+        for (uint32_t b = 0; b < n; ++b) {
+            BackendEntry be;
+            be.ip = ip(0x0a4d020b + b);  // 10.77.2.11 + b
+            be.port = htons(8000);
+            be.egress_port = 3;          // DPDK port id of local address 0
+            be.nexthop_ip = be.ip;
+            be.state = BackendState::up;
+            be.known = true;
+            snap.backends.push_back(be);
+            v.backend_ids.push_back(b);
+            v.cand_ids.push_back(b);
+            v.cand_weights.push_back(1);
+            v.cand_cumulative.push_back(b + 1);
+            v.rr_sequence.push_back(b);
+        }
+        for (uint32_t i = 0; i < 64; ++i) v.table.push_back(n ? i % n : kNone);
+        snap.vips.push_back(v);
+        snap.build_index();
+        SteeringParts x;
+        x.flows = &flows;
+        x.nat_ports = &nat;
+        x.counters = &counters;
+        x.backend_counters = backend_counters.data();
+        x.vip_counters = vip_counters.data();
+        x.all_backend_counters = {backend_counters.data(), other_worker.data()};
+        x.local_ips = {ip(kLocalIp)};
+        x.index_of_port = {0, 0, 0, 0};
+        x.worker_count = 2;
+        steer = std::make_unique<Steering>(std::move(x));
+    }
+
+    static packet::Parsed client_packet(uint32_t client, uint16_t port, uint8_t flags) {
+        packet::Parsed p;
+        p.proto = IPPROTO_TCP;
+        p.src_ip = ip(client);
+        p.dst_ip = ip(kVipIp);
+        p.src_port = htons(port);
+        p.dst_port = htons(kVipPort);
+        p.tcp_flags = flags;
+        return p;
+    }
+    ToBackend send(const packet::Parsed& p) {
+        const auto key = flow::FlowKey::v4(p.src_ip, p.dst_ip, p.src_port, p.dst_port, p.proto);
+        return steer->to_backend(snap, 0, p, flow::FlowTable::hash(key), 60, now);
+    }
+    ToBackend syn(uint32_t client, uint16_t port) { return send(client_packet(client, port, packet::kTcpSyn)); }
+    // The backend's answer to a full-NAT flow, as it arrives at Ferry.
+    bool reply(const ToBackend& to, uint8_t flags, ToClient& out) {
+        const BackendEntry& be = snap.backends[to.backend_id];
+        packet::Parsed p;
+        p.proto = IPPROTO_TCP;
+        p.src_ip = be.ip;
+        p.src_port = be.port;
+        p.dst_ip = to.nat_ip;
+        p.dst_port = to.nat_port;
+        p.tcp_flags = flags;
+        const uint32_t slot = flows.lookup(flow::FlowKey::v4(p.src_ip, p.dst_ip, p.src_port, p.dst_port, p.proto));
+        return slot != flow::kNoPeer && steer->to_client(p, slot, 60, now, out);
+    }
+};
+
+std::vector<uint16_t> port_range(uint16_t first, uint16_t count) {
+    std::vector<uint16_t> v;
+    for (uint16_t i = 0; i < count; ++i) v.push_back(uint16_t(first + i));
+    return v;
+}
+
+TEST(Steering, FullNatSynOpensAFlowAndTheReplyFindsTheClient) {
+    Rig r(3, ForwardMode::nat, SchedulerKind::maglev, port_range(5000, 100));
+    const ToBackend to = r.syn(0xc0a80001, 40000);
+    ASSERT_TRUE(to.forward());
+    EXPECT_LT(to.backend_id, 3u);
+    EXPECT_EQ(to.nat_ip, ip(kLocalIp));
+    EXPECT_GE(ntohs(to.nat_port), 5000);
+    EXPECT_EQ(r.flows.size(), 2u) << "forward and reply entry";
+    EXPECT_EQ(r.counters.flows_created, 1u);
+    EXPECT_EQ(r.backend_counters[to.backend_id].active_flows, 1);
+    EXPECT_EQ(r.backend_counters[to.backend_id].syn_sent, 1u);
+
+    ToClient back;
+    ASSERT_TRUE(r.reply(to, packet::kTcpSyn | packet::kTcpAck, back));
+    EXPECT_TRUE(back.full_nat);
+    EXPECT_EQ(back.client_ip, ip(0xc0a80001));
+    EXPECT_EQ(back.client_port, htons(40000));
+    EXPECT_EQ(back.vip_ip, ip(kVipIp));
+    EXPECT_EQ(back.vip_port, htons(kVipPort));
+    EXPECT_EQ(r.backend_counters[to.backend_id].synack_seen, 1u);
+
+    // The client's next packet follows the entry to the same backend and port.
+    const ToBackend again = r.send(Rig::client_packet(0xc0a80001, 40000, packet::kTcpAck));
+    ASSERT_TRUE(again.forward());
+    EXPECT_EQ(again.backend_id, to.backend_id);
+    EXPECT_EQ(again.nat_port, to.nat_port);
+    EXPECT_EQ(r.counters.flows_created, 1u);
+}
+
+TEST(Steering, SynToSynAckTimeIsCountedPerBackend) {
+    Rig r(1, ForwardMode::nat, SchedulerKind::maglev, port_range(5000, 100));
+    r.steer->set_now_us(0xfffffff0u);  // the microsecond clock about to wrap
+    const ToBackend a = r.syn(0xc0a80001, 40000);
+    r.steer->set_now_us(100);
+    const ToBackend b = r.syn(0xc0a80001, 40001);
+    ASSERT_TRUE(a.forward() && b.forward());
+    ToClient back;
+    r.steer->set_now_us(0x10u);  // 32 us after a's SYN, across the wrap
+    ASSERT_TRUE(r.reply(a, packet::kTcpSyn | packet::kTcpAck, back));
+    r.steer->set_now_us(350);    // 250 us after b's SYN
+    ASSERT_TRUE(r.reply(b, packet::kTcpSyn | packet::kTcpAck, back));
+    // A retransmitted SYN-ACK (the flow is established) is not timed again.
+    r.steer->set_now_us(9000);
+    ASSERT_TRUE(r.reply(b, packet::kTcpSyn | packet::kTcpAck, back));
+    const BackendCounters& c = r.backend_counters[0];
+    EXPECT_EQ(c.connect_samples, 2u);
+    EXPECT_EQ(c.connect_us_sum, 32u + 250u);
+    EXPECT_EQ(c.synack_seen, 2u);
+}
+
+TEST(Steering, EveryBackendGetsTheWholeNatPortRange) {
+    // Ten local ports, two backends picked in turn: twenty connections fit,
+    // each backend sees every port once, the 21st finds none.
+    Rig r(2, ForwardMode::nat, SchedulerKind::round_robin, port_range(5000, 10));
+    std::map<uint32_t, std::set<uint16_t>> ports;
+    for (uint16_t i = 0; i < 20; ++i) {
+        const ToBackend to = r.syn(0xc0a80001, uint16_t(30000 + i));
+        ASSERT_TRUE(to.forward()) << i;
+        EXPECT_TRUE(ports[to.backend_id].insert(ntohs(to.nat_port)).second) << "port reused for one backend";
+    }
+    EXPECT_EQ(ports[0].size(), 10u);
+    EXPECT_EQ(ports[1].size(), 10u);
+    EXPECT_EQ(ports[0], ports[1]);
+    const ToBackend full = r.syn(0xc0a80001, 31000);
+    EXPECT_FALSE(full.forward());
+    EXPECT_EQ(full.drop, Drop::nat_ports_exhausted);
+    EXPECT_EQ(r.flows.size(), 40u) << "nothing half-made is left behind";
+
+    // A flow that ends (RST, then expiry) gives its port back to its backend.
+    const ToBackend first = r.send(Rig::client_packet(0xc0a80001, 30000, packet::kTcpRst | packet::kTcpAck));
+    ASSERT_TRUE(first.forward());
+    r.now += 1000;  // past the closing timeout (100 ms), not the SYN timeout
+    EXPECT_EQ(r.steer->sweep(r.snap, r.flows.slot_count(), r.now), 1u);
+    EXPECT_EQ(r.flows.size(), 38u);
+    EXPECT_EQ(r.backend_counters[0].active_flows + r.backend_counters[1].active_flows, 19);
+    // Round robin offers the other backend first (still full), then this one.
+    const ToBackend a = r.syn(0xc0a80001, 31001);
+    const ToBackend b = r.syn(0xc0a80001, 31002);
+    EXPECT_EQ(a.drop, Drop::nat_ports_exhausted);
+    ASSERT_TRUE(b.forward());
+    EXPECT_EQ(b.backend_id, first.backend_id);
+    EXPECT_EQ(b.nat_port, first.nat_port);
+}
+
+TEST(Steering, ExpiredFlowsTheSweepHasNotReachedMakeRoom) {
+    Rig r(3, ForwardMode::nat, SchedulerKind::maglev, port_range(2000, 60000));
+    uint16_t port = 1024;
+    while (r.syn(0xc0a80001, port).forward()) ++port;  // until the table is full
+    EXPECT_GT(r.flows.size(), r.flows.capacity() - 64);
+    EXPECT_EQ(r.syn(0xc0a80002, 1).drop, Drop::flow_table_full);
+    // Every flow is past its SYN timeout now; no sweep has run.
+    r.now += 10'001;
+    const uint64_t expired_before = r.counters.flows_expired;
+    EXPECT_TRUE(r.syn(0xc0a80002, 2).forward());
+    EXPECT_GT(r.counters.flows_expired, expired_before);
+    EXPECT_EQ(r.backend_counters[0].active_flows + r.backend_counters[1].active_flows +
+                  r.backend_counters[2].active_flows,
+              int64_t(r.flows.size() / 2));
+}
+
+TEST(Steering, NonSynWithoutFlow) {
+    Rig nat(3, ForwardMode::nat, SchedulerKind::maglev, port_range(5000, 100));
+    const ToBackend a = nat.send(Rig::client_packet(0xc0a80001, 40000, packet::kTcpAck));
+    EXPECT_EQ(a.drop, Drop::tcp_no_flow);
+    EXPECT_EQ(nat.flows.size(), 0u);
+
+    // dnat: forwarded by the Maglev table, statelessly, the same way every time.
+    Rig dnat(3, ForwardMode::dnat, SchedulerKind::round_robin, {});
+    const ToBackend b = dnat.send(Rig::client_packet(0xc0a80001, 40000, packet::kTcpAck));
+    ASSERT_TRUE(b.forward());
+    EXPECT_EQ(b.nat_port, 0);
+    EXPECT_EQ(dnat.flows.size(), 0u);
+    EXPECT_EQ(dnat.counters.stateless, 1u);
+    EXPECT_EQ(dnat.send(Rig::client_packet(0xc0a80001, 40000, packet::kTcpAck)).backend_id, b.backend_id);
+}
+
+TEST(Steering, NoBackend) {
+    Rig r(0, ForwardMode::nat, SchedulerKind::maglev, port_range(5000, 100));
+    EXPECT_EQ(r.syn(0xc0a80001, 40000).drop, Drop::no_backend);
+    EXPECT_EQ(r.vip_counters[0].no_backend, 1u);
+    EXPECT_EQ(r.flows.size(), 0u);
+}
+
+TEST(Steering, DnatReplyKeyOfAnOlderFlowIsTakenOver) {
+    Rig r(1, ForwardMode::dnat, SchedulerKind::maglev, {});
+    ASSERT_TRUE(r.syn(0xc0a80001, 40000).forward());
+    // The old flow closes by RST and a new SYN reuses the tuple at once.
+    ASSERT_TRUE(r.send(Rig::client_packet(0xc0a80001, 40000, packet::kTcpRst | packet::kTcpAck)).forward());
+    ASSERT_TRUE(r.syn(0xc0a80001, 40000).forward());
+    EXPECT_EQ(r.counters.flows_closed, 1u);
+    EXPECT_EQ(r.counters.flows_created, 2u);
+    EXPECT_EQ(r.flows.size(), 2u);
+    EXPECT_EQ(r.backend_counters[0].active_flows, 1);
+}
+
+TEST(Steering, FinsFromBothSidesCloseTheFlow) {
+    Rig r(1, ForwardMode::nat, SchedulerKind::maglev, port_range(5000, 100));
+    const ToBackend to = r.syn(0xc0a80001, 40000);
+    ASSERT_TRUE(to.forward());
+    ToClient back;
+    ASSERT_TRUE(r.reply(to, packet::kTcpSyn | packet::kTcpAck, back));
+    ASSERT_TRUE(r.send(Rig::client_packet(0xc0a80001, 40000, packet::kTcpFin | packet::kTcpAck)).forward());
+    const auto fwd = r.flows.lookup(flow::FlowKey::v4(ip(0xc0a80001), ip(kVipIp), htons(40000), htons(kVipPort),
+                                                      IPPROTO_TCP));
+    ASSERT_NE(fwd, flow::kNoPeer);
+    EXPECT_EQ(r.flows.entry(fwd).value.state, uint8_t(flow::FlowState::established));
+    ASSERT_TRUE(r.reply(to, packet::kTcpFin | packet::kTcpAck, back));
+    EXPECT_EQ(r.flows.entry(fwd).value.state, uint8_t(flow::FlowState::closing));
+}
+
+TEST(Steering, LeastConnCountsEveryWorkersFlows) {
+    Rig r(2, ForwardMode::dnat, SchedulerKind::least_conn, {});
+    r.other_worker[0].active_flows = 50;  // another worker holds many flows on backend 0
+    for (uint16_t i = 0; i < 20; ++i) EXPECT_EQ(r.syn(0xc0a80001, uint16_t(30000 + i)).backend_id, 1u) << i;
+    EXPECT_EQ(r.backend_counters[1].active_flows, 20);
+}
+
+TEST(Steering, ReplyEntryOnlyAnswersReplies) {
+    Rig r(1, ForwardMode::nat, SchedulerKind::maglev, port_range(5000, 100));
+    ASSERT_TRUE(r.syn(0xc0a80001, 40000).forward());
+    const auto fwd = r.flows.lookup(flow::FlowKey::v4(ip(0xc0a80001), ip(kVipIp), htons(40000), htons(kVipPort),
+                                                      IPPROTO_TCP));
+    ToClient back;
+    EXPECT_FALSE(r.steer->to_client(Rig::client_packet(0xc0a80001, 40000, packet::kTcpAck), fwd, 60, r.now, back));
+}
+
+}  // namespace
+}  // namespace ferry::dp
