@@ -11,7 +11,12 @@ Endpoints
   GET  /                      "<id>\\n"
   GET  /health                200 "ok", or 503 when draining / set unhealthy
   GET  /metrics               Prometheus text: vllm:num_requests_running,
-                              vllm:num_requests_waiting, vllm:kv_cache_usage_perc
+                              vllm:num_requests_waiting, vllm:kv_cache_usage_perc,
+                              and the histograms
+                              vllm:time_to_first_token_seconds (arrival to
+                              first token, queueing included) and
+                              vllm:time_per_output_token_seconds (time between
+                              consecutive tokens), as measured
   GET  /v1/models             OpenAI model list (one model, "mock")
   POST /v1/chat/completions   OpenAI chat completion; "stream": true => SSE
   POST /admin/health          body "200" or "503": sets the /health status
@@ -93,6 +98,46 @@ class Admission:
             return self.running, len(self.queue)
 
 
+# vLLM's bucket bounds (seconds) for the two latency histograms.
+TTFT_BUCKETS = (0.001, 0.005, 0.01, 0.02, 0.04, 0.06, 0.08, 0.1, 0.25, 0.5, 0.75, 1.0, 2.5, 5.0, 7.5,
+                10.0, 20.0, 40.0, 80.0, 160.0, 640.0, 2560.0)
+TPOT_BUCKETS = (0.01, 0.025, 0.05, 0.075, 0.1, 0.15, 0.2, 0.3, 0.4, 0.5, 0.75, 1.0, 2.5, 5.0, 7.5,
+                10.0, 20.0, 40.0, 80.0)
+
+
+class Histogram:
+    """A Prometheus histogram: cumulative buckets, _sum and _count."""
+
+    def __init__(self, bounds):
+        self.bounds = bounds
+        self.counts = [0] * len(bounds)
+        self.sum = 0.0
+        self.count = 0
+        self.lock = threading.Lock()
+
+    def observe(self, value):
+        with self.lock:
+            self.sum += value
+            self.count += 1
+            for i, bound in enumerate(self.bounds):
+                if value <= bound:
+                    self.counts[i] += 1
+                    break
+
+    def lines(self, name, help_text):
+        with self.lock:
+            counts, total, count = list(self.counts), self.sum, self.count
+        out = [f"# HELP {name} {help_text}", f"# TYPE {name} histogram"]
+        running = 0
+        for bound, c in zip(self.bounds, counts):
+            running += c
+            out.append(f'{name}_bucket{{{GAUGE_LABELS},le="{bound}"}} {float(running)}')
+        out.append(f'{name}_bucket{{{GAUGE_LABELS},le="+Inf"}} {float(count)}')
+        out.append(f"{name}_sum{{{GAUGE_LABELS}}} {total}")
+        out.append(f"{name}_count{{{GAUGE_LABELS}}} {float(count)}")
+        return out
+
+
 class ServerState:
     """Everything the handlers share: identity, timing, health, gauges."""
 
@@ -107,6 +152,8 @@ class ServerState:
         self.health_status = 200
         self.overrides = {}
         self.served = 0
+        self.ttft = Histogram(TTFT_BUCKETS)
+        self.tpot = Histogram(TPOT_BUCKETS)
 
     def gauges(self):
         """Current (running, waiting, kv) with admin overrides applied."""
@@ -148,10 +195,30 @@ def metrics_text(state):
         out.append(f"# HELP {name} {help_text}")
         out.append(f"# TYPE {name} gauge")
         out.append(f"{name}{{{GAUGE_LABELS}}} {float(value)}")
+    out += state.ttft.lines("vllm:time_to_first_token_seconds",
+                            "Histogram of time to first token in seconds.")
+    out += state.tpot.lines("vllm:time_per_output_token_seconds",
+                            "Histogram of time per output token in seconds.")
     out.append("# HELP mock:requests_served_total Chat completions finished.")
     out.append("# TYPE mock:requests_served_total counter")
     out.append(f"mock:requests_served_total{{{GAUGE_LABELS}}} {float(state.served)}")
     return "\n".join(out) + "\n"
+
+
+class TokenClock:
+    """Observes one answer's latencies as vLLM does: the time from arrival
+    (queueing included) to the first token, then each gap between tokens."""
+
+    def __init__(self, state, arrived):
+        self.state = state
+        self.last = arrived
+        self.first = True
+
+    def token(self):
+        now = time.monotonic()
+        (self.state.ttft if self.first else self.state.tpot).observe(now - self.last)
+        self.first = False
+        self.last = now
 
 
 def token_text(state, i):
@@ -264,6 +331,7 @@ class Handler(BaseHTTPRequestHandler):
     # ---- chat -----------------------------------------------------------
 
     def chat(self, body):
+        arrived = time.monotonic()
         try:
             req = json.loads(body or b"{}")
             if not isinstance(req, dict):
@@ -287,17 +355,18 @@ class Handler(BaseHTTPRequestHandler):
                 "system_fingerprint": self.state.id,
             }
             time.sleep(self.state.prefill)
+            clock = TokenClock(self.state, arrived)
             if req.get("stream"):
-                self.chat_stream(meta, tokens)
+                self.chat_stream(meta, tokens, clock)
             else:
-                self.chat_plain(meta, tokens)
+                self.chat_plain(meta, tokens, clock)
             self.state.count_served()
         except (BrokenPipeError, ConnectionResetError):
             self.close_connection = True  # client went away mid-answer
         finally:
             self.state.admission.release()
 
-    def chat_plain(self, meta, tokens):
+    def chat_plain(self, meta, tokens, clock):
         """Generate all tokens (taking the same time a stream would), then
         answer with one JSON completion."""
         parts = []
@@ -305,6 +374,7 @@ class Handler(BaseHTTPRequestHandler):
             if i:
                 time.sleep(self.state.token_interval)
             parts.append(token_text(self.state, i))
+            clock.token()
         self.send_json(200, dict(meta, object="chat.completion", choices=[{
             "index": 0,
             "message": {"role": "assistant", "content": "".join(parts)},
@@ -312,7 +382,7 @@ class Handler(BaseHTTPRequestHandler):
         }], usage={"prompt_tokens": 1, "completion_tokens": tokens,
                    "total_tokens": tokens + 1}))
 
-    def chat_stream(self, meta, tokens):
+    def chat_stream(self, meta, tokens, clock):
         """SSE over chunked encoding: one `data:` event per token, then
         `data: [DONE]`; chunked keeps the connection reusable."""
         self.send_response(200)
@@ -331,6 +401,7 @@ class Handler(BaseHTTPRequestHandler):
             event = dict(meta, object="chat.completion.chunk", choices=[
                 {"index": 0, "delta": delta, "finish_reason": finish}])
             self.write_chunk(b"data: " + json.dumps(event).encode() + b"\n\n")
+            clock.token()
         self.write_chunk(b"data: [DONE]\n\n")
         self.write_chunk(b"")
 

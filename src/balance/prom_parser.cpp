@@ -269,18 +269,39 @@ std::vector<WantedMetric> MetricNames::wanted() const {
     for (const std::string& n : waiting) w.push_back({n, Aggregation::sum});
     for (const std::string& n : running) w.push_back({n, Aggregation::sum});
     for (const std::string& n : kv_cache) w.push_back({n, Aggregation::max});
+    for (const std::string* h : {&ttft, &tpot}) {
+        if (h->empty()) continue;
+        w.push_back({*h + "_sum", Aggregation::sum});
+        w.push_back({*h + "_count", Aggregation::sum});
+    }
     return w;
 }
 
 MetricNames vllm_names() {
-    return {{"vllm:num_requests_waiting"},
-            {"vllm:num_requests_running"},
-            {"vllm:kv_cache_usage_perc", "vllm:gpu_cache_usage_perc"}};
+    MetricNames n;
+    n.waiting = {"vllm:num_requests_waiting"};
+    n.running = {"vllm:num_requests_running"};
+    n.kv_cache = {"vllm:kv_cache_usage_perc", "vllm:gpu_cache_usage_perc"};
+    n.ttft = "vllm:time_to_first_token_seconds";
+    n.tpot = "vllm:time_per_output_token_seconds";
+    return n;
 }
 
-MetricNames tgi_names() { return {{"tgi_queue_size"}, {"tgi_batch_current_size"}, {}}; }
+MetricNames tgi_names() {
+    MetricNames n;
+    n.waiting = {"tgi_queue_size"};
+    n.running = {"tgi_batch_current_size"};
+    n.tpot = "tgi_request_mean_time_per_token_duration";
+    return n;
+}
 
-MetricNames triton_names() { return {{"nv_inference_pending_request_count"}, {}, {}}; }
+MetricNames triton_names() {
+    MetricNames n;
+    n.waiting = {"nv_inference_pending_request_count"};
+    n.ttft = "nv_inference_first_response_histogram_ms";
+    n.seconds_per_unit = 0.001;
+    return n;
+}
 
 namespace {
 
@@ -296,8 +317,22 @@ std::optional<double> first_present(const std::map<std::string, double>& parsed,
 }  // namespace
 
 LoadSignals extract_signals(const std::map<std::string, double>& parsed, const MetricNames& names) {
-    return {first_present(parsed, names.waiting), first_present(parsed, names.running),
-            first_present(parsed, names.kv_cache)};
+    LoadSignals s;
+    s.waiting = first_present(parsed, names.waiting);
+    s.running = first_present(parsed, names.running);
+    s.kv_cache = first_present(parsed, names.kv_cache);
+    // A histogram counts only with both totals; its sum is converted to seconds.
+    const auto histogram = [&](const std::string& base, std::optional<double>& sum, std::optional<double>& count) {
+        if (base.empty()) return;
+        const auto su = parsed.find(base + "_sum");
+        const auto co = parsed.find(base + "_count");
+        if (su == parsed.end() || co == parsed.end()) return;
+        sum = su->second * names.seconds_per_unit;
+        count = co->second;
+    };
+    histogram(names.ttft, s.ttft_sum, s.ttft_count);
+    histogram(names.tpot, s.tpot_sum, s.tpot_count);
+    return s;
 }
 
 }  // namespace ferry::balance

@@ -69,6 +69,10 @@ struct LoadSignals {
     std::optional<double> waiting;   // requests queued, not yet scheduled
     std::optional<double> running;   // requests in the running batch
     std::optional<double> kv_cache;  // KV cache usage, 0..1
+    // Server-reported latency histograms, as cumulative totals (_sum in the
+    // histogram's unit, _count observations), summed over series.
+    std::optional<double> ttft_sum, ttft_count;  // time to first token
+    std::optional<double> tpot_sum, tpot_count;  // time per output token
 };
 
 // Which metric names carry each signal for one kind of server. Each list is in
@@ -77,6 +81,11 @@ struct MetricNames {
     std::vector<std::string> waiting;
     std::vector<std::string> running;
     std::vector<std::string> kv_cache;
+    // Histograms of the time to first token and per output token: base names
+    // (`<name>_sum` and `<name>_count` are read); empty = the server has none.
+    std::string ttft;
+    std::string tpot;
+    double seconds_per_unit = 1.0;  // the histograms' unit (Triton's are in ms: 0.001)
 
     // Everything to ask parse_prometheus for: queue and batch counts summed
     // over series (engines, models), KV usage by max (the fullest engine).
@@ -84,11 +93,16 @@ struct MetricNames {
 };
 
 // vLLM: vllm:num_requests_waiting, vllm:num_requests_running, and
-// vllm:kv_cache_usage_perc or else (older releases) vllm:gpu_cache_usage_perc.
+// vllm:kv_cache_usage_perc or else (older releases) vllm:gpu_cache_usage_perc;
+// latency: vllm:time_to_first_token_seconds, vllm:time_per_output_token_seconds.
 MetricNames vllm_names();
-// Text Generation Inference: tgi_queue_size, tgi_batch_current_size.
+// Text Generation Inference: tgi_queue_size, tgi_batch_current_size; latency:
+// tgi_request_mean_time_per_token_duration (per output token; TGI has no TTFT
+// histogram).
 MetricNames tgi_names();
-// Triton: nv_inference_pending_request_count (waiting only).
+// Triton: nv_inference_pending_request_count (waiting only); latency:
+// nv_inference_first_response_histogram_ms (first response of decoupled
+// models, in ms).
 MetricNames triton_names();
 
 LoadSignals extract_signals(const std::map<std::string, double>& parsed, const MetricNames& names);

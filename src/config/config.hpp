@@ -92,8 +92,36 @@ struct LoadAwareConfig {
     double smoothing = 0.3;          // (0, 1]: EWMA weight of the newest scrape; 1 = none
     double hysteresis = 0.05;        // 0..1: publish a new factor when it moved this far
     LoadAggregate aggregate = LoadAggregate::sum;  // queue/running series; KV usage always takes the max
+    // Latency histograms to read (base names: <name>_sum, <name>_count); unset = the format's
+    // own (see balance/prom_parser.hpp), "" = none.
+    std::optional<std::string> ttft_metric;
+    std::optional<std::string> tpot_metric;
 
     friend bool operator==(const LoadAwareConfig&, const LoadAwareConfig&) = default;
+};
+
+// Which latency drives a latency-aware weight (balance/latency_factor.hpp).
+enum class LatencySignal : uint8_t {
+    connect,  // SYN to SYN-ACK through the data plane (TCP VIPs)
+    probe,    // the health probe's round trip (tcp or http checks)
+    ttft,     // server-reported time to first token (scraped histogram)
+    tpot,     // server-reported time per output token (scraped histogram)
+};
+
+// Latency-aware weights for a VIP's backends: a backend slower than the VIP's reference (the lower
+// median of its healthy backends) gets its weight scaled by clamp((ref / own)^sensitivity, floor, 1),
+// smoothed and with hysteresis. ttft and tpot are scraped with the load_aware group's settings.
+struct LatencyAwareConfig {
+    bool enabled = false;            // a VIP without a latency_aware group: off
+    LatencySignal signal = LatencySignal::ttft;
+    double sensitivity = 1.0;        // (0, 10]: exponent of ref / own
+    double tolerance_ms = 1.0;       // 0..60000: added to both latencies, so jitter below it hardly counts
+    double floor = 0.1;              // 0..1: smallest factor
+    double smoothing = 0.3;          // (0, 1]: EWMA weight of the newest factor; 1 = none
+    double hysteresis = 0.05;        // 0..1: publish a new factor when it moved this far
+
+    bool scrapes() const { return enabled && (signal == LatencySignal::ttft || signal == LatencySignal::tpot); }
+    friend bool operator==(const LatencyAwareConfig&, const LatencyAwareConfig&) = default;
 };
 
 struct BackendConfig {
@@ -116,6 +144,7 @@ struct VipConfig {
     DownFlowPolicy down_flows = DownFlowPolicy::keep;
     uint32_t drain_timeout_s = 600;  // how long drained backends keep their flows
     LoadAwareConfig load_aware;      // off unless the VIP has a load_aware group
+    LatencyAwareConfig latency_aware;  // off unless the VIP has a latency_aware group
     uint32_t slow_start_s = 0;       // 0..3600: ramp of a new or recovered backend; 0 = off
     std::vector<BackendConfig> backends;  // at least one
     SourceLoc loc;

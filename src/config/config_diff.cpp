@@ -35,6 +35,7 @@ void diff_vip(const VipConfig& a, const VipConfig& b, std::vector<std::string>& 
     changed(a.down_flows != b.down_flows, "down_flows");
     changed(a.drain_timeout_s != b.drain_timeout_s, "drain_timeout");
     changed(a.load_aware != b.load_aware, "load_aware");
+    changed(a.latency_aware != b.latency_aware, "latency_aware");
     changed(a.slow_start_s != b.slow_start_s, "slow_start");
 
     std::map<Endpoint, const BackendConfig*> old_b, new_b;

@@ -48,8 +48,8 @@ constexpr std::array kWorkerKeys = {"burst_size"sv, "flow_capacity"sv, "rx_descr
 constexpr std::array kControlKeys = {"socket"sv, "socket_group"sv, "metrics_listen"sv};
 constexpr std::array kVipKeys = {"name"sv, "address"sv, "port"sv, "protocol"sv, "mode"sv,
                                  "scheduler"sv, "hash"sv, "table_size"sv, "timeouts"sv, "health"sv,
-                                 "down_flows"sv, "drain_timeout"sv, "load_aware"sv, "slow_start"sv,
-                                 "backends"sv};
+                                 "down_flows"sv, "drain_timeout"sv, "load_aware"sv, "latency_aware"sv,
+                                 "slow_start"sv, "backends"sv};
 constexpr std::array kTimeoutKeys = {"tcp_syn"sv, "tcp_established"sv, "tcp_closing"sv, "udp"sv};
 constexpr std::array kHealthKeys = {"type"sv, "port"sv, "path"sv, "expect_status"sv,
                                     "interval_ms"sv, "timeout_ms"sv, "rise"sv, "fall"sv};
@@ -57,7 +57,9 @@ constexpr std::array kBackendKeys = {"address"sv, "port"sv, "weight"sv, "health"
 constexpr std::array kLoadAwareKeys = {"enabled"sv,      "format"sv,       "path"sv,         "port"sv,
                                        "interval_ms"sv,  "timeout_ms"sv,   "floor"sv,        "target_queue"sv,
                                        "kv_threshold"sv, "queue_weight"sv, "kv_weight"sv,    "smoothing"sv,
-                                       "hysteresis"sv,   "aggregate"sv};
+                                       "hysteresis"sv,   "aggregate"sv,    "ttft_metric"sv,  "tpot_metric"sv};
+constexpr std::array kLatencyAwareKeys = {"enabled"sv, "signal"sv,    "sensitivity"sv, "tolerance_ms"sv,
+                                          "floor"sv,   "smoothing"sv, "hysteresis"sv};
 
 // One accepted spelling of an enum-valued key.
 template <typename E>
@@ -84,6 +86,10 @@ constexpr std::array<EnumName<DownFlowPolicy>, 2> kDownFlows = {{{"keep", DownFl
 constexpr std::array<EnumName<LoadMetricsFormat>, 3> kLoadFormats = {{{"vllm", LoadMetricsFormat::vllm},
                                                                       {"tgi", LoadMetricsFormat::tgi},
                                                                       {"triton", LoadMetricsFormat::triton}}};
+constexpr std::array<EnumName<LatencySignal>, 4> kLatencySignals = {{{"connect", LatencySignal::connect},
+                                                                      {"probe", LatencySignal::probe},
+                                                                      {"ttft", LatencySignal::ttft},
+                                                                      {"tpot", LatencySignal::tpot}}};
 constexpr std::array<EnumName<LoadAggregate>, 2> kLoadAggregates = {{{"sum", LoadAggregate::sum},
                                                                      {"max", LoadAggregate::max}}};
 
@@ -760,7 +766,68 @@ private:
         set_real(g, "smoothing", 0.0, 1.0, c.smoothing, Bound::open, Bound::closed);
         set_real(g, "hysteresis", 0.0, 1.0, c.hysteresis);
         if (auto agg = enumerated(opt(g, "aggregate"), kLoadAggregates)) c.aggregate = *agg;
+        c.ttft_metric = metric_name(opt(g, "ttft_metric"));
+        c.tpot_metric = metric_name(opt(g, "tpot_metric"));
         return c;
+    }
+
+    // A Prometheus metric name ([a-zA-Z_:][a-zA-Z0-9_:]*), or "" for none.
+    std::optional<std::string> metric_name(const Setting* s) {
+        auto name = string(s);
+        if (!name || name->empty()) return name;
+        const auto ok = [](char c, bool first) {
+            return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || c == '_' || c == ':' ||
+                   (!first && c >= '0' && c <= '9');
+        };
+        for (std::size_t i = 0; i < name->size(); ++i)
+            if (!ok((*name)[i], i == 0)) {
+                error(*s, "'" + key_of(*s) + "' = \"" + *name +
+                              "\" is not a Prometheus metric name ([a-zA-Z_:][a-zA-Z0-9_:]*; \"\" for none)");
+                return std::nullopt;
+            }
+        return name;
+    }
+
+    // A VIP's latency_aware group; like load_aware, writing it turns the feature on.
+    LatencyAwareConfig parse_latency_aware(const Setting& g) {
+        LatencyAwareConfig c;
+        c.enabled = true;
+        check_keys(g, kLatencyAwareKeys, "in latency_aware");
+        if (auto on = boolean(opt(g, "enabled"))) c.enabled = *on;
+        if (auto sig = enumerated(opt(g, "signal"), kLatencySignals)) c.signal = *sig;
+        set_real(g, "sensitivity", 0.0, 10.0, c.sensitivity, Bound::open, Bound::closed);
+        set_real(g, "tolerance_ms", 0.0, 60000.0, c.tolerance_ms);
+        set_real(g, "floor", 0.0, 1.0, c.floor);
+        set_real(g, "smoothing", 0.0, 1.0, c.smoothing, Bound::open, Bound::closed);
+        set_real(g, "hysteresis", 0.0, 1.0, c.hysteresis);
+        return c;
+    }
+
+    // The chosen latency signal must exist for this VIP.
+    void check_latency_signal(const VipConfig& v, const Setting& g, const std::string& label) {
+        const Setting* sig = opt(g, "signal");
+        const Setting& at = sig ? *sig : g;
+        const LatencySignal s = v.latency_aware.signal;
+        if (s == LatencySignal::connect && v.proto != L4Proto::tcp)
+            error(at, label + ": latency_aware signal \"connect\" needs a TCP VIP (it is the SYN to SYN-ACK time)");
+        if (s == LatencySignal::probe) {
+            bool any_probe = v.health.kind != HealthCheckKind::none;
+            for (const auto& b : v.backends)
+                if (b.health) any_probe = any_probe || b.health->kind != HealthCheckKind::none;
+            if (!any_probe)
+                error(at, label + ": latency_aware signal \"probe\" needs a health check of type \"tcp\" or \"http\"");
+        }
+        if (s == LatencySignal::ttft || s == LatencySignal::tpot) {
+            const bool ttft = s == LatencySignal::ttft;
+            const std::optional<std::string>& set = ttft ? v.load_aware.ttft_metric : v.load_aware.tpot_metric;
+            const bool preset = v.load_aware.format == LoadMetricsFormat::vllm ||
+                                (ttft ? v.load_aware.format == LoadMetricsFormat::triton
+                                      : v.load_aware.format == LoadMetricsFormat::tgi);
+            if (set ? set->empty() : !preset)
+                error(at, label + ": latency_aware signal \"" + std::string(ttft ? "ttft" : "tpot") +
+                              "\" needs a histogram to read: set load_aware '" + (ttft ? "ttft_metric" : "tpot_metric") +
+                              "' (this format has none)");
+        }
     }
 
     std::optional<uint32_t> table_size(const Setting* s) {
@@ -828,6 +895,8 @@ private:
         if (auto down = enumerated(opt(g, "down_flows"), kDownFlows)) v.down_flows = *down;
         set_int(g, "drain_timeout", 0, 86400, v.drain_timeout_s);
         if (const Setting* la = group(opt(g, "load_aware"))) v.load_aware = parse_load_aware(*la);
+        const Setting* lat = group(opt(g, "latency_aware"));
+        if (lat) v.latency_aware = parse_latency_aware(*lat);
         set_int(g, "slow_start", 0, kMaxSlowStart, v.slow_start_s);
 
         const Setting* backends = opt(g, "backends");
@@ -843,6 +912,7 @@ private:
                 v.backends.push_back(parse_backend(b, label, v.health, addr, seen));
             }
         }
+        if (lat && v.latency_aware.enabled) check_latency_signal(v, *lat, label);
         if (v.scheduler == SchedulerKind::maglev && v.backends.size() > v.table_size)
             error(g, label + " has " + std::to_string(v.backends.size()) +
                          " backends, more than its Maglev 'table_size' " + std::to_string(v.table_size));

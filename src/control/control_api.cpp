@@ -7,6 +7,7 @@
 #include <rte_ethdev.h>
 
 #include <algorithm>
+#include <cmath>
 #include <chrono>
 
 #include "balance/maglev.hpp"
@@ -101,6 +102,17 @@ json ControlPlane::backend_json(const VipConfig& v, uint32_t vid, const BackendC
     j["packets"] = c.packets;
     j["bytes"] = c.bytes;
     j["rtt_ms"] = rtt_ms_of(vid, bid);
+    // Response times in ms, null until measured.
+    BackendLatency lat = latency_of(b);
+    auto ms = [](const std::optional<double>& s) { return s ? json(std::round(*s * 1e6) / 1e3) : json(nullptr); };
+    j["connect_ms"] = ms(lat.connect_s);
+    j["ttft_ms"] = ms(lat.ttft_s);
+    j["tpot_ms"] = ms(lat.tpot_s);
+    j["connect_samples"] = c.connect_samples;
+    auto lf = load_factor_.find(bid);
+    j["load_factor"] = v.load_aware.enabled && lf != load_factor_.end() ? lf->second : 1.0;
+    auto lt = latency_.find({vid, bid});
+    j["latency_factor"] = lt != latency_.end() ? lt->second.factor.published() : 1.0;
     return j;
 }
 

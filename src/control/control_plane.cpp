@@ -72,7 +72,11 @@ void ControlPlane::publish() {
             std::string state = dp::to_string(health ? health->state : dp::BackendState::up);
             if (admin && admin->drained) state = "drained";
             uint32_t weight = admin && admin->weight_override ? *admin->weight_override : b.weight;
-            rows_.push_back({v.name, b.endpoint.to_string(), state, weight, dp::effective_weight(b, health, admin)});
+            BackendRow row{v.name, b.endpoint.to_string(), state, weight, dp::effective_weight(b, health, admin)};
+            if (auto lf = load_factor_.find(bid); v.load_aware.enabled && lf != load_factor_.end())
+                row.load_factor = lf->second;
+            if (auto lt = latency_.find({vid, bid}); lt != latency_.end()) row.latency_factor = lt->second.factor.published();
+            rows_.push_back(std::move(row));
         }
     }
     dp_.publish(next.get());
@@ -249,7 +253,12 @@ void ControlPlane::tick_load(uint64_t) {
         double old = load_factor_.count(bid) ? load_factor_[bid] : 1.0;
         load_factor_[bid] = ev.factor;
         load_reason_[bid] = ev.reason;
-        if (std::abs(old - ev.factor) >= 0.01)
+        // Scraped for latency only (load_aware off): the factor is not used, so not logged.
+        bool used = false;
+        for (const auto& v : cfg_->vips)
+            if (v.load_aware.enabled)
+                for (const auto& b : v.backends) used = used || b.endpoint == ev.backend;
+        if (used && std::abs(old - ev.factor) >= 0.01)
             FERRY_LOG(INFO, "backend %s load factor %.2f -> %.2f (%s)", ev.backend.to_string().c_str(), old, ev.factor,
                       ev.reason.c_str());
     }
@@ -269,11 +278,112 @@ void ControlPlane::begin_slow_start(dp::VipBackend pair, const char* why) {
               v->name.c_str(), why, v->slow_start_s);
 }
 
+// The latency of one backend by the signal a VIP chose, seconds.
+std::optional<double> ControlPlane::latency_of(LatencySignal signal, const VipConfig& v, const BackendConfig& b) const {
+    switch (signal) {
+        case LatencySignal::connect: {
+            auto it = connect_.find(ids_.find_backend(b.endpoint));
+            return it == connect_.end() ? std::nullopt : it->second.value();
+        }
+        case LatencySignal::probe: {
+            auto st = checker_.status(health::make_target_key(b, v));
+            if (!st || st->last_rtt_us == 0) return std::nullopt;
+            return double(st->last_rtt_us) / 1e6;
+        }
+        case LatencySignal::ttft:
+        case LatencySignal::tpot: {
+            auto st = load_scraper_.status(health::make_load_target_key(b, v));
+            if (!st) return std::nullopt;
+            return signal == LatencySignal::ttft ? st->ttft_s : st->tpot_s;
+        }
+    }
+    return std::nullopt;
+}
+
+// Every latency known for a backend (the server-reported ones from any VIP that scrapes it).
+ControlPlane::BackendLatency ControlPlane::latency_of(const BackendConfig& b) const {
+    BackendLatency out;
+    if (auto it = connect_.find(ids_.find_backend(b.endpoint)); it != connect_.end()) out.connect_s = it->second.value();
+    if (auto st = load_scraper_.status(b.endpoint)) {
+        out.ttft_s = st->ttft_s;
+        out.tpot_s = st->tpot_s;
+    }
+    return out;
+}
+
+// Response times: the data plane's SYN to SYN-ACK totals become a smoothed
+// connect latency per backend; for every VIP with latency_aware on, each
+// backend's latency by the chosen signal against the VIP's reference (lower
+// median of its healthy backends) gives its latency factor.
+void ControlPlane::tick_latency(uint64_t) {
+    std::set<uint32_t> seen;
+    for (const auto& v : cfg_->vips) {
+        if (v.proto != L4Proto::tcp) continue;
+        for (const auto& b : v.backends) {
+            uint32_t bid = ids_.backend_id(b.endpoint);
+            if (!seen.insert(bid).second) continue;
+            dp::BackendCounters c = dp_.backend_totals(bid);
+            auto [it, fresh] = connect_.try_emplace(bid, balance::kDefaultLatencySmoothing);
+            it->second.update_totals(double(c.connect_us_sum) / 1e6, double(c.connect_samples));
+        }
+    }
+    std::map<dp::VipBackend, LatencyState> next;
+    for (const auto& v : cfg_->vips) {
+        if (!v.latency_aware.enabled) continue;
+        uint32_t vid = ids_.vip_id(v.endpoint, v.proto);
+        const char* signal = v.latency_aware.signal == LatencySignal::connect ? "connect"
+                             : v.latency_aware.signal == LatencySignal::probe ? "probe"
+                             : v.latency_aware.signal == LatencySignal::ttft  ? "ttft"
+                                                                              : "tpot";
+        std::vector<std::pair<uint32_t, std::optional<double>>> own;
+        std::vector<double> healthy;
+        for (const auto& b : v.backends) {
+            uint32_t bid = ids_.backend_id(b.endpoint);
+            auto lat = latency_of(v.latency_aware.signal, v, b);
+            own.emplace_back(bid, lat);
+            auto h = runtime_.health.find({vid, bid});
+            auto a = runtime_.admin.find({vid, bid});
+            bool up = (h == runtime_.health.end() || h->second.state == dp::BackendState::up) &&
+                      (a == runtime_.admin.end() || !a->second.drained);
+            if (up && lat) healthy.push_back(*lat);
+        }
+        auto ref = balance::reference_latency(healthy);
+        for (const auto& [bid, lat] : own) {
+            dp::VipBackend pair{vid, bid};
+            auto old = latency_.find(pair);
+            balance::LatencyFactorConfig fc;
+            fc.floor = v.latency_aware.floor;
+            fc.sensitivity = v.latency_aware.sensitivity;
+            fc.tolerance = v.latency_aware.tolerance_ms / 1000.0;
+            fc.alpha = v.latency_aware.smoothing;
+            fc.hysteresis = v.latency_aware.hysteresis;
+            LatencyState st = old != latency_.end() && old->second.cfg == v.latency_aware
+                                  ? std::move(old->second)
+                                  : LatencyState{v.latency_aware, balance::LatencyFactor(fc), ""};
+            double before = st.factor.published();
+            st.factor.update(ref, lat);
+            st.reason = st.factor.reason(signal);
+            if (std::abs(before - st.factor.published()) >= 0.01)
+                FERRY_LOG(INFO, "backend %s in VIP %s latency factor %.2f -> %.2f (%s)",
+                          ids_.backend(bid).to_string().c_str(), v.name.c_str(), before, st.factor.published(),
+                          st.reason.c_str());
+            next.insert_or_assign(pair, std::move(st));
+        }
+    }
+    latency_ = std::move(next);
+    std::map<uint32_t, BackendLatency> view;
+    for (const auto& v : cfg_->vips)
+        for (const auto& b : v.backends) view[ids_.backend_id(b.endpoint)] = latency_of(b);
+    std::lock_guard<std::mutex> lock(view_mutex_);
+    latency_view_ = std::move(view);
+}
+
 // Weight factors: slow start ramps and load-aware factors, multiplied, into
 // each (VIP, backend)'s admin entry; a snapshot is published when one moved.
 void ControlPlane::tick_factors(uint64_t now_ms) {
     if (now_ms - last_factor_ms_ < 500) return;
     last_factor_ms_ = now_ms;
+    tick_latency(now_ms);
     bool changed = false;
     for (const auto& v : cfg_->vips) {
         uint32_t vid = ids_.vip_id(v.endpoint, v.proto);
@@ -295,6 +405,7 @@ void ControlPlane::tick_factors(uint64_t now_ms) {
                 auto lf = load_factor_.find(bid);
                 if (lf != load_factor_.end()) factor *= lf->second;
             }
+            if (auto lt = latency_.find(pair); lt != latency_.end()) factor *= lt->second.factor.published();
             auto a = runtime_.admin.find(pair);
             double old = a == runtime_.admin.end() ? 1.0 : a->second.weight_factor;
             if (std::abs(old - factor) < 1e-9) continue;
@@ -385,8 +496,13 @@ std::string ControlPlane::reason_of(uint32_t vid, uint32_t bid) const {
             std::string why;
             if (slow_start_since_.count({vid, bid})) why = "slow start";
             auto lr = load_reason_.find(bid);
-            if (lr != load_reason_.end() && load_factor_.count(bid) && load_factor_.at(bid) < 1.0)
+            const VipConfig* v = vip_config(vid);
+            if (v && v->load_aware.enabled && lr != load_reason_.end() && load_factor_.count(bid) &&
+                load_factor_.at(bid) < 1.0)
                 why += (why.empty() ? "" : "; ") + lr->second;
+            auto lt = latency_.find({vid, bid});
+            if (lt != latency_.end() && lt->second.factor.published() < 1.0)
+                why += (why.empty() ? "" : "; ") + lt->second.reason;
             char buf[48];
             snprintf(buf, sizeof buf, " (factor %.2f)", a->second.weight_factor);
             return why + buf;
@@ -515,6 +631,7 @@ ControlPlane::View ControlPlane::view() const {
         if (id != dp::kNone) v.vip_ids[vip.name] = id;
     }
     v.backends = rows_;
+    v.latency = latency_view_;
     v.generation = generation_;
     v.loaded_at = loaded_at_;
     return v;

@@ -10,12 +10,14 @@
 #include <map>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <string>
 #include <vector>
 
 #include <nlohmann/json.hpp>
 
 #include "config/config.hpp"
+#include "balance/latency_factor.hpp"
 #include "dataplane/dataplane.hpp"
 #include "dataplane/log.hpp"
 #include "dataplane/snapshot.hpp"
@@ -62,6 +64,13 @@ public:
     struct BackendRow {
         std::string vip, backend, state;
         uint32_t weight = 0, effective_weight = 0;
+        double load_factor = 1.0, latency_factor = 1.0;  // 1 when off or nothing known
+    };
+    // Latencies of one backend, seconds; empty when not measured (yet).
+    struct BackendLatency {
+        std::optional<double> connect_s;  // SYN to SYN-ACK through the data plane, smoothed
+        std::optional<double> ttft_s;     // server-reported time to first token, smoothed
+        std::optional<double> tpot_s;     // server-reported time per output token, smoothed
     };
     // For readers on other threads (telemetry, metrics): a consistent view,
     // refreshed by the control thread whenever it publishes.
@@ -71,6 +80,7 @@ public:
         std::vector<Endpoint> backend_endpoints;  // by backend id
         std::map<std::string, uint32_t> vip_ids;  // by VIP name
         std::vector<BackendRow> backends;
+        std::map<uint32_t, BackendLatency> latency;  // by backend id
         uint64_t generation = 0;
         std::chrono::system_clock::time_point loaded_at;
     };
@@ -91,6 +101,9 @@ private:
     void tick_drop_warnings(uint64_t now_ms);
     void tick_factors(uint64_t now_ms);
     void tick_load(uint64_t now_ms);
+    void tick_latency(uint64_t now_ms);
+    std::optional<double> latency_of(LatencySignal signal, const VipConfig& v, const BackendConfig& b) const;
+    BackendLatency latency_of(const BackendConfig& b) const;
     void begin_slow_start(dp::VipBackend pair, const char* why);
     const VipConfig* vip_config(uint32_t vid) const;
     std::vector<dp::VipBackend> pairs_of(const health::TargetKey& key) const;
@@ -124,6 +137,14 @@ private:
     std::map<uint32_t, double> load_factor_;                 // by backend id: published load factor
     std::map<uint32_t, std::string> load_reason_;            // ... and why
     std::map<dp::VipBackend, uint64_t> slow_start_since_;    // ramps in progress, ms
+    std::map<uint32_t, balance::LatencyEstimate> connect_;  // by backend id: SYN to SYN-ACK, seconds
+    struct LatencyState {
+        LatencyAwareConfig cfg;
+        balance::LatencyFactor factor;
+        std::string reason;
+    };
+    std::map<dp::VipBackend, LatencyState> latency_;         // VIPs with latency_aware on
+    std::map<uint32_t, BackendLatency> latency_view_;        // guarded by view_mutex_
     uint64_t last_factor_ms_ = 0;
     std::map<dp::VipBackend, std::string> health_reason_;    // last transition's cause
     std::map<dp::VipBackend, uint64_t> drain_started_;       // operator drains and removals, ms

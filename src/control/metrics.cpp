@@ -60,6 +60,9 @@ std::string ControlPlane::render_metrics() const {
         w.gauge("ferry_backend_configured_weight", "Weight from the config or the operator.", row.weight, l);
         w.gauge("ferry_backend_state", "Backend state (1 for the current one).", 1,
                 {{"vip", row.vip}, {"backend", row.backend}, {"state", row.state}});
+        w.gauge("ferry_backend_load_factor", "Load-aware weight factor (1 when off or unloaded).", row.load_factor, l);
+        w.gauge("ferry_backend_latency_factor", "Latency-aware weight factor (1 when off or not slower).",
+                row.latency_factor, l);
     }
     for (uint32_t id = 0; id < v.backend_endpoints.size() && id < dp::kMaxBackends; ++id) {
         dp::BackendCounters s = dp_.backend_totals(id);
@@ -69,6 +72,19 @@ std::string ControlPlane::render_metrics() const {
         w.counter("ferry_backend_new_flows", "New flows sent to the backend.", s.new_flows, l);
         w.gauge("ferry_backend_active_flows", "Flows in the tables for the backend.",
                 s.active_flows < 0 ? 0 : s.active_flows, l);
+        w.counter("ferry_backend_connect_time_seconds", "SYN to SYN-ACK times of the backend's flows, summed.",
+                  double(s.connect_us_sum) / 1e6, l);
+        w.counter("ferry_backend_handshakes", "SYN-ACKs timed in ferry_backend_connect_time_seconds.",
+                  s.connect_samples, l);
+        auto lat = v.latency.find(id);
+        if (lat == v.latency.end()) continue;
+        if (lat->second.connect_s)
+            w.gauge("ferry_backend_connect_latency_seconds", "Smoothed SYN to SYN-ACK time through Ferry.", *lat->second.connect_s, l);
+        if (lat->second.ttft_s)
+            w.gauge("ferry_backend_ttft_latency_seconds", "Smoothed time to first token the backend reports.", *lat->second.ttft_s, l);
+        if (lat->second.tpot_s)
+            w.gauge("ferry_backend_tpot_latency_seconds", "Smoothed time per output token the backend reports.",
+                    *lat->second.tpot_s, l);
     }
     for (const auto& vip : v.config->vips) {
         uint32_t vid = v.vip_ids.count(vip.name) ? v.vip_ids.at(vip.name) : dp::kMaxVips;

@@ -72,6 +72,17 @@ int cmd_backend(const char*, const char* params, rte_tel_data* d) {
     rte_tel_data_add_dict_u64(d, "syn_sent", s.syn_sent);
     rte_tel_data_add_dict_u64(d, "synack_seen", s.synack_seen);
     rte_tel_data_add_dict_u64(d, "rst_on_syn", s.rst_on_syn);
+    rte_tel_data_add_dict_u64(d, "connect_us_sum", s.connect_us_sum);
+    rte_tel_data_add_dict_u64(d, "connect_samples", s.connect_samples);
+    // Smoothed latencies in microseconds (0: not measured yet).
+    auto lat = v.latency.find(uint32_t(id));
+    auto us = [&](std::optional<double> ControlPlane::BackendLatency::*f) -> uint64_t {
+        if (lat == v.latency.end() || !(lat->second.*f)) return 0;
+        return uint64_t(*(lat->second.*f) * 1e6 + 0.5);
+    };
+    rte_tel_data_add_dict_u64(d, "connect_us", us(&ControlPlane::BackendLatency::connect_s));
+    rte_tel_data_add_dict_u64(d, "ttft_us", us(&ControlPlane::BackendLatency::ttft_s));
+    rte_tel_data_add_dict_u64(d, "tpot_us", us(&ControlPlane::BackendLatency::tpot_s));
     return 0;
 }
 

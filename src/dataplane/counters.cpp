@@ -43,6 +43,8 @@ void BackendCounters::add_relaxed(const BackendCounters& o) {
     syn_sent += read_relaxed(o.syn_sent);
     synack_seen += read_relaxed(o.synack_seen);
     rst_on_syn += read_relaxed(o.rst_on_syn);
+    connect_us_sum += read_relaxed(o.connect_us_sum);
+    connect_samples += read_relaxed(o.connect_samples);
 }
 
 void VipCounters::add_relaxed(const VipCounters& o) {

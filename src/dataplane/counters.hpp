@@ -78,6 +78,8 @@ struct BackendCounters {
     uint64_t syn_sent = 0;      // SYNs forwarded (passive checks)
     uint64_t synack_seen = 0;   // SYN-ACKs returned
     uint64_t rst_on_syn = 0;    // RST answering a SYN
+    uint64_t connect_us_sum = 0;   // SYN forwarded to SYN-ACK returned, microseconds, summed
+    uint64_t connect_samples = 0;  // handshakes in connect_us_sum
     void add_relaxed(const BackendCounters& o);
 };
 

@@ -171,6 +171,7 @@ ToBackend Steering::open_flow(const Snapshot& snap, uint32_t vip_id, const VipEn
         rv.vip_id = uint16_t(vip_id);
         rv.is_reply = 1;
         rv.peer = fwd;
+        rv.created = now_us_;  // the SYN-ACK's arrival gives the backend's connect time
         if (!nat) {
             // A reply key still held by an older flow (the same client port
             // reused quickly) is taken over by the new flow. In full NAT the
@@ -270,6 +271,8 @@ bool Steering::to_client(const packet::Parsed& p, uint32_t slot, uint32_t pkt_le
             if ((p.tcp_flags & kSynAck) == kSynAck && f.value.state == uint8_t(flow::FlowState::syn_seen)) {
                 f.value.state = uint8_t(flow::FlowState::established);
                 ++bc.synack_seen;
+                bc.connect_us_sum += uint32_t(now_us_ - r.value.created);  // wrap-safe
+                ++bc.connect_samples;
             }
             if (p.tcp_flags & packet::kTcpRst) {
                 if (f.value.state == uint8_t(flow::FlowState::syn_seen)) ++bc.rst_on_syn;

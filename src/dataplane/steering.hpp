@@ -79,6 +79,12 @@ public:
     // Ends the flow in `slot` (forward or reply entry) and its pair.
     void end_flow(uint32_t slot);
 
+    // The worker's microsecond clock (wraps every ~71 min), set once per loop
+    // iteration: a new flow's reply entry keeps it in `created`, and the
+    // SYN-ACK adds the difference to the backend's connect_us_sum and
+    // connect_samples (the SYN to SYN-ACK time).
+    void set_now_us(uint32_t now_us) { now_us_ = now_us; }
+
 private:
     uint32_t pick_backend(const Snapshot& snap, uint32_t vip_id, const VipEntry& vip, const packet::Parsed& p);
     static uint32_t pick_by_table(const VipEntry& vip, const packet::Parsed& p);
@@ -104,6 +110,7 @@ private:
     std::vector<uint64_t> rr_generation_ = std::vector<uint64_t>(kMaxVips, ~0ull);
     std::vector<int64_t> active_scratch_ = std::vector<int64_t>(kMaxBackends, 0);
     uint64_t rng_ = 0x9e3779b97f4a7c15ull;
+    uint32_t now_us_ = 0;
 };
 
 }  // namespace ferry::dp

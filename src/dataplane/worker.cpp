@@ -59,6 +59,8 @@ public:
     Worker(Dataplane& dp, WorkerContext& w) : dp_(dp), w_(w), c_(w.counters), steer_(steering_parts(dp, w)) {
         hz_per_ms_ = rte_get_tsc_hz() / 1000;
         if (hz_per_ms_ == 0) hz_per_ms_ = 1;
+        hz_per_us_ = rte_get_tsc_hz() / 1'000'000;
+        if (hz_per_us_ == 0) hz_per_us_ = 1;
         for (size_t i = 0; i < dp.ports().size(); ++i) port_index_[dp.ports()[i].port_id] = uint8_t(i);
         n_workers_ = dp.worker_count();
         idle_sleep_us_ = dp.config().workers.idle_sleep_us;
@@ -104,6 +106,7 @@ private:
     const Snapshot* snap_ = nullptr;
     uint32_t now_ms_ = 0;
     uint64_t hz_per_ms_ = 1;
+    uint64_t hz_per_us_ = 1;
     uint32_t n_workers_ = 1;
     uint32_t idle_sleep_us_ = 0;
     uint8_t port_index_[RTE_MAX_ETHPORTS] = {};
@@ -370,7 +373,9 @@ void Worker::run() {
 
     while (!dp_.quit.load(std::memory_order_relaxed)) {
         snap_ = dp_.snapshot();
-        now_ms_ = uint32_t(rte_get_tsc_cycles() / hz_per_ms_);
+        const uint64_t tsc = rte_get_tsc_cycles();
+        now_ms_ = uint32_t(tsc / hz_per_ms_);
+        steer_.set_now_us(uint32_t(tsc / hz_per_us_));  // handshake times (connect latency)
         uint32_t work = 0;
 
         // Frames the control thread wants sent (ARP requests, gratuitous ARP).

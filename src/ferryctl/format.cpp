@@ -100,7 +100,7 @@ std::string header_of(std::string_view key) {
 
 std::string label_of(std::string_view key) {
     static const char* const acronyms[] = {"vip", "vips", "ip",   "id",  "mac", "mtu",
-                                           "rtt", "nat",  "dnat", "pid", "cpu"};
+                                           "rtt", "nat",  "dnat", "pid", "cpu", "ttft", "tpot"};
     if (is_duration_key(key)) key.remove_suffix(2);
     std::string l;
     while (!key.empty()) {
@@ -206,7 +206,7 @@ const std::map<std::string, std::vector<std::string>, std::less<>>& known_lists(
          {"name", "address", "port", "proto", "mode", "scheduler", "backends", "active_flows", "new_flows"}},
         {"backends",
          {"vip", "address", "state", "weight", "effective_weight", "active_flows", "new_flows", "rtt_ms",
-          "reason"}},
+          "connect_ms", "ttft_ms", "tpot_ms", "load_factor", "latency_factor", "reason"}},
         {"flows", {"client", "vip", "backend", "state", "age_s", "idle_s", "worker"}},
         {"workers", {"id", "worker", "lcore", "socket"}},
     };

@@ -80,7 +80,8 @@ struct FlowValue {
     uint8_t is_reply = 0;        // 1 on reply entries
     uint8_t nat_addr = 0;        // full NAT: index of the local address used
     uint8_t flags = 0;           // caller's bits (e.g. FIN seen per direction)
-    uint32_t created = 0;        // ms, for flow age in ferryctl
+    uint32_t created = 0;        // forward: ms, for flow age in ferryctl; reply: us of the
+                                 // first SYN (TCP), for the SYN to SYN-ACK time (wraps)
 };
 static_assert(sizeof(FlowValue) == 24);
 

@@ -73,7 +73,8 @@ std::string request_for(const Endpoint& target, const std::string& path) {
 
 auto tied(const LoadAwareConfig& c) {
     return std::tie(c.enabled, c.format, c.path, c.port, c.interval_ms, c.timeout_ms, c.floor, c.target_queue,
-                    c.kv_threshold, c.queue_weight, c.kv_weight, c.smoothing, c.hysteresis, c.aggregate);
+                    c.kv_threshold, c.queue_weight, c.kv_weight, c.smoothing, c.hysteresis, c.aggregate, c.ttft_metric,
+                    c.tpot_metric);
 }
 
 }  // namespace
@@ -125,14 +126,31 @@ balance::MetricNames metric_names(LoadMetricsFormat format) {
     return balance::vllm_names();
 }
 
+balance::MetricNames metric_names(const LoadAwareConfig& cfg) {
+    balance::MetricNames n = metric_names(cfg.format);
+    // A name of the operator's own is taken to be in seconds, like vLLM's and TGI's.
+    if (cfg.ttft_metric && *cfg.ttft_metric != n.ttft) {
+        n.ttft = *cfg.ttft_metric;
+        n.seconds_per_unit = 1.0;
+    }
+    if (cfg.tpot_metric) n.tpot = *cfg.tpot_metric;
+    return n;
+}
+
 std::vector<balance::WantedMetric> wanted_metrics(const LoadAwareConfig& cfg) {
-    const balance::MetricNames names = metric_names(cfg.format);
+    const balance::MetricNames names = metric_names(cfg);
     const auto agg =
         cfg.aggregate == LoadAggregate::max ? balance::Aggregation::max : balance::Aggregation::sum;
     std::vector<balance::WantedMetric> w;
     for (const std::string& n : names.waiting) w.push_back({n, agg});
     for (const std::string& n : names.running) w.push_back({n, agg});
     for (const std::string& n : names.kv_cache) w.push_back({n, balance::Aggregation::max});
+    // Histogram totals always add up over series: the mean is over every observation.
+    for (const std::string* h : {&names.ttft, &names.tpot}) {
+        if (h->empty()) continue;
+        w.push_back({*h + "_sum", balance::Aggregation::sum});
+        w.push_back({*h + "_count", balance::Aggregation::sum});
+    }
     return w;
 }
 
@@ -436,6 +454,8 @@ std::string names_text(const balance::MetricNames& names) {
     std::string out;
     for (const auto* list : {&names.waiting, &names.kv_cache})
         for (const std::string& n : *list) out += (out.empty() ? "" : " or ") + n;
+    for (const std::string* h : {&names.ttft, &names.tpot})
+        if (!h->empty()) out += (out.empty() ? "" : " or ") + *h + "_count";
     return out;
 }
 
@@ -453,9 +473,9 @@ Scraped read_signals(const std::string& body, const LoadAwareConfig& cfg, std::s
         s.error = pr.first_error.empty() ? "body refused" : pr.first_error;
         return s;
     }
-    const balance::MetricNames names = metric_names(cfg.format);
+    const balance::MetricNames names = metric_names(cfg);
     balance::LoadSignals sig = balance::extract_signals(parsed, names);
-    if (!sig.waiting && !sig.kv_cache) {
+    if (!sig.waiting && !sig.kv_cache && !sig.ttft_count && !sig.tpot_count) {
         s.error = "no " + std::string(format_name(cfg.format)) + " load metric (" + names_text(names) +
                   ") in " + std::to_string(pr.lines) + " lines, " + std::to_string(pr.samples) + " samples";
         if (pr.errors > 0)
@@ -478,7 +498,7 @@ LoadScraper::~LoadScraper() { stop(); }
 void LoadScraper::set_targets(const Config& cfg) {
     std::vector<LoadTargetKey> keys;
     for (const VipConfig& vip : cfg.vips) {
-        if (!vip.load_aware.enabled) continue;
+        if (!vip.load_aware.enabled && !vip.latency_aware.scrapes()) continue;
         for (const BackendConfig& b : vip.backends) keys.push_back(make_load_target_key(b, vip));
     }
     set_targets(std::move(keys));
@@ -612,6 +632,11 @@ void LoadScraper::loop_once() {
         }
         t.counters.consecutive_errors = 0;
         t.counters.last_signals = *s.signals;
+        const balance::LoadSignals& sig = *s.signals;
+        if (sig.ttft_sum && sig.ttft_count) t.ttft.update_totals(*sig.ttft_sum, *sig.ttft_count);
+        if (sig.tpot_sum && sig.tpot_count) t.tpot.update_totals(*sig.tpot_sum, *sig.tpot_count);
+        t.counters.ttft_s = t.ttft.value();
+        t.counters.tpot_s = t.tpot.value();
         const bool changed = t.factor.update(*s.signals);
         t.counters.reason = t.factor.reason();
         if (changed)

@@ -15,7 +15,7 @@
 // chunked, or up to the close; a body over max_body is refused without reading the rest.
 //
 // Failures: a refused connect, a timeout, a status other than 200, a body too large or one with
-// neither a queue nor a KV cache metric of the format counts as an error; the factor stays where
+// no queue, KV cache or latency histogram metric of the format counts as an error; the factor stays where
 // it was (the last good one) and last_error says why. Nothing escapes the thread.
 //
 // Threads: set_targets(), take_events(), status() and all() may be called from any thread; they
@@ -37,6 +37,7 @@
 #include <utility>
 #include <vector>
 
+#include "balance/latency_factor.hpp"
 #include "balance/load_factor.hpp"
 #include "balance/prom_parser.hpp"
 #include "common/ip_address.hpp"
@@ -63,8 +64,10 @@ LoadTargetKey make_load_target_key(const BackendConfig& backend, const VipConfig
 // balance::LoadFactorConfig from the config's names (smoothing is the EWMA alpha).
 balance::LoadFactorConfig load_factor_config(const LoadAwareConfig& cfg);
 
-// The metric names of the format, and what to ask the parser for given the aggregation.
+// The metric names of the format, with the config's ttft_metric / tpot_metric applied, and what
+// to ask the parser for given the aggregation.
 balance::MetricNames metric_names(LoadMetricsFormat format);
+balance::MetricNames metric_names(const LoadAwareConfig& cfg);
 std::vector<balance::WantedMetric> wanted_metrics(const LoadAwareConfig& cfg);
 
 // When, after a target is added, its first scrape runs: in [0, interval_ms), the same for the same
@@ -80,7 +83,12 @@ struct LoadStatus {
     uint64_t errors = 0;      // scrapes that failed
     uint32_t consecutive_errors = 0;  // failed scrapes since the last good one
     balance::LoadSignals last_signals;  // of the last good scrape
+    // Server-reported latencies, seconds: the mean over each scrape interval (histogram _sum and
+    // _count deltas), smoothed (EWMA, weight balance::kDefaultLatencySmoothing); empty until an interval had one.
+    std::optional<double> ttft_s;
+    std::optional<double> tpot_s;
 };
+
 
 // A change of a target's published factor.
 struct LoadEvent {
@@ -110,7 +118,8 @@ public:
     LoadScraper(const LoadScraper&) = delete;
     LoadScraper& operator=(const LoadScraper&) = delete;
 
-    // Replaces the targets with the backends of every VIP whose load_aware is enabled. Unchanged
+    // Replaces the targets with the backends of every VIP whose load_aware is enabled or whose
+    // latency_aware reads a server-reported latency (then with the load_aware group's settings). Unchanged
     // targets keep their factor, counters and schedule; removed ones are dropped (a scrape in
     // flight for them is ignored); new ones (an edited setting makes a new key) start at factor 1.
     // No events for added or removed targets. Throws std::invalid_argument for settings that
@@ -141,6 +150,8 @@ private:
     struct Target {
         uint64_t id = 0;  // tag of its scrapes in the Fetcher
         balance::LoadFactor factor;
+        balance::LatencyEstimate ttft;
+        balance::LatencyEstimate tpot;
         LoadStatus counters;  // all but factor, which lives in `factor`
         Clock::time_point next_due;
         bool in_flight = false;

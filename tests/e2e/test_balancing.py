@@ -1,14 +1,16 @@
 #!/usr/bin/python3
 """End-to-end tests of the balancing methods (issue: balancing methods for AI
-servers): round-robin and least-connections spread, load-aware weights, and
-slow start, with real mock AI servers behind ferryd."""
+servers): round-robin and least-connections spread, load-aware weights,
+response times (connect latency, latency-aware weights) and slow start, with
+real mock AI servers behind ferryd."""
 import json
 import signal
 import time
 import unittest
 
+from test_control import ctl_json
 from test_dataplane import E2E_WORKER_SETTINGS, require_root, stats
-from topo import Topology
+from topo import PYTHON, Topology
 
 WEIGHTS = (100, 200, 300)
 SPREAD_TOLERANCE = 0.05  # the issue's figure: within 5% of the weight shares
@@ -96,6 +98,70 @@ class LoadAware(unittest.TestCase):
             share = r["servers"].get(busy.id, 0) / r["ok"]
             print(f"# load-aware: after the queue drained it got {share:.3f}")
             self.assertGreater(share, 0.2, r["servers"])
+
+
+class ResponseTime(unittest.TestCase):
+    def test_connect_latency_is_measured_per_backend(self):
+        require_root()
+        with Topology(3, weights=(100, 100, 100)) as t:
+            vip = t.default_vips(udp=False)[0]
+            t.start_ferryd(t.write_config(workers=1, vips=[vip], worker_settings=E2E_WORKER_SETTINGS))
+            t.wait_backends_seen(timeout=30)
+            r = t.load(n=90, concurrency=10, new_conn=True, max_tokens=1)
+            self.assertEqual(r["failed"], 0, r.get("errors"))
+            deadline = time.monotonic() + 5  # the control thread folds the totals in every 500 ms
+            while True:
+                rows = ctl_json(t, "backends")["backends"]
+                if all((b.get("connect_ms") or 0) > 0 for b in rows) or time.monotonic() > deadline:
+                    break
+                time.sleep(0.3)
+            print("# connect ms: " + ", ".join(f"{b['address']} {b['connect_ms']} ({b['connect_samples']} SYN-ACKs)"
+                                               for b in rows))
+            for b in rows:
+                self.assertGreater(b["connect_samples"], 0, b)
+                self.assertIsNotNone(b["connect_ms"], b)
+                self.assertGreater(b["connect_ms"], 0, b)
+                self.assertLess(b["connect_ms"], 1000, b)  # a veth handshake, not a second
+                self.assertEqual(b["latency_factor"], 1.0, b)  # latency_aware is off
+            page = metrics_text(t)
+            self.assertIn("ferry_backend_connect_latency_seconds{", page)
+            self.assertIn("ferry_backend_handshakes_total{", page)
+
+    def test_slow_tokens_get_fewer_new_connections(self):
+        require_root()
+        # The third server generates tokens at a quarter of the speed: its TPOT is 4x the others'.
+        with Topology(3, weights=(100, 100, 100), speeds=(1.0, 1.0, 0.25)) as t:
+            vip = dict(t.default_vips(udp=False)[0],
+                       load_aware={"enabled": False, "interval_ms": 300, "timeout_ms": 200},
+                       latency_aware={"signal": "tpot", "smoothing": 1.0})
+            t.start_ferryd(t.write_config(workers=1, vips=[vip], worker_settings=E2E_WORKER_SETTINGS))
+            t.wait_backends_seen(timeout=30)
+            slow = t.backends[2]
+            # Streams give every server TPOT samples.
+            r = t.load(n=30, concurrency=10, new_conn=True, stream=True, max_tokens=6)
+            self.assertEqual(r["failed"], 0, r.get("errors"))
+            deadline = time.monotonic() + 15
+            while time.monotonic() < deadline and "latency factor" not in t.ferryd_log():
+                time.sleep(0.3)
+            self.assertIn("latency factor", t.ferryd_log())
+            time.sleep(1.0)
+            rows = {b["address"]: b for b in ctl_json(t, "backends")["backends"]}
+            me = rows[f"{slow.address}:8000"]
+            print(f"# latency-aware tpot: slow backend tpot {me['tpot_ms']} ms, factor {me['latency_factor']:.2f}, "
+                  f"reason: {me['reason']}")
+            self.assertLess(me["latency_factor"], 0.5, me)
+            self.assertIn("tpot", me["reason"])
+            r = t.load(n=300, concurrency=10, new_conn=True, max_tokens=1)
+            self.assertEqual(r["failed"], 0, r.get("errors"))
+            share = r["servers"].get(slow.id, 0) / r["ok"]
+            print(f"# latency-aware tpot: the 4x slower backend got {share:.3f} of new connections (even 0.333)")
+            self.assertLess(share, 0.2, r["servers"])
+
+
+def metrics_text(t):
+    """ferryd's Prometheus page, fetched inside its namespace (it listens on that loopback)."""
+    fetch = "import sys, urllib.request; print(urllib.request.urlopen(sys.argv[1], timeout=5).read().decode())"
+    return t.run_in(t.ns_lb, [PYTHON, "-c", fetch, "http://127.0.0.1:9108/metrics"], timeout=20).stdout
 
 
 class SlowStart(unittest.TestCase):

@@ -15,7 +15,11 @@ using namespace std::chrono_literals;
 
 LoadSignals sig(std::optional<double> waiting, std::optional<double> kv = std::nullopt,
                 std::optional<double> running = std::nullopt) {
-    return {waiting, running, kv};
+    LoadSignals s;
+    s.waiting = waiting;
+    s.running = running;
+    s.kv_cache = kv;
+    return s;
 }
 
 constexpr double kInf = std::numeric_limits<double>::infinity();

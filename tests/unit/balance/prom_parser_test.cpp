@@ -74,8 +74,8 @@ TEST(PromParser, VllmSumsEnginesAndTakesMaxKv) {
     EXPECT_TRUE(r.ok);
     EXPECT_EQ(r.errors, 0u) << r.first_error;
     EXPECT_EQ(r.samples, 14u);
-    EXPECT_EQ(r.matched, 6u);
-    EXPECT_EQ(out.size(), 3u);
+    EXPECT_EQ(r.matched, 8u);   // the TTFT histogram's _sum and _count too
+    EXPECT_EQ(out.size(), 5u);
     EXPECT_DOUBLE_EQ(out.at("vllm:num_requests_waiting"), 12.0);
     EXPECT_DOUBLE_EQ(out.at("vllm:num_requests_running"), 55.0);
     EXPECT_DOUBLE_EQ(out.at("vllm:kv_cache_usage_perc"), 0.934);
@@ -349,7 +349,7 @@ TEST(PromParser, SurvivesMutatedBodies) {
 
 TEST(MetricNames, WantedAggregations) {
     const auto w = vllm_names().wanted();
-    ASSERT_EQ(w.size(), 4u);
+    ASSERT_EQ(w.size(), 8u);
     EXPECT_EQ(w[0].name, "vllm:num_requests_waiting");
     EXPECT_EQ(w[0].agg, Aggregation::sum);
     EXPECT_EQ(w[1].name, "vllm:num_requests_running");
@@ -358,8 +358,36 @@ TEST(MetricNames, WantedAggregations) {
     EXPECT_EQ(w[2].agg, Aggregation::max);
     EXPECT_EQ(w[3].name, "vllm:gpu_cache_usage_perc");
     EXPECT_EQ(w[3].agg, Aggregation::max);
-    EXPECT_EQ(tgi_names().wanted().size(), 2u);
-    EXPECT_EQ(triton_names().wanted().size(), 1u);
+    // Latency histograms: their totals, summed over series.
+    EXPECT_EQ(w[4].name, "vllm:time_to_first_token_seconds_sum");
+    EXPECT_EQ(w[5].name, "vllm:time_to_first_token_seconds_count");
+    EXPECT_EQ(w[6].name, "vllm:time_per_output_token_seconds_sum");
+    EXPECT_EQ(w[7].name, "vllm:time_per_output_token_seconds_count");
+    for (size_t i = 4; i < 8; ++i) EXPECT_EQ(w[i].agg, Aggregation::sum);
+    EXPECT_EQ(tgi_names().wanted().size(), 4u);
+    EXPECT_EQ(triton_names().wanted().size(), 3u);
+}
+
+TEST(MetricNames, LatencyHistogramsNeedBothTotals) {
+    std::map<std::string, double> out;
+    ASSERT_TRUE(parse_prometheus(kVllmBody, vllm_names().wanted(), out).ok);
+    LoadSignals s = extract_signals(out, vllm_names());
+    ASSERT_TRUE(s.ttft_sum && s.ttft_count);
+    EXPECT_DOUBLE_EQ(*s.ttft_sum, 171.3);
+    EXPECT_DOUBLE_EQ(*s.ttft_count, 900.0);
+    EXPECT_FALSE(s.tpot_sum || s.tpot_count);  // not in the body
+    // Only a _sum: no signal.
+    out.erase("vllm:time_to_first_token_seconds_count");
+    s = extract_signals(out, vllm_names());
+    EXPECT_FALSE(s.ttft_sum || s.ttft_count);
+    // Triton reports milliseconds: the sum is converted to seconds.
+    std::map<std::string, double> t = {{"nv_inference_first_response_histogram_ms_sum", 2500.0},
+                                       {"nv_inference_first_response_histogram_ms_count", 10.0}};
+    s = extract_signals(t, triton_names());
+    ASSERT_TRUE(s.ttft_sum && s.ttft_count);
+    EXPECT_DOUBLE_EQ(*s.ttft_sum, 2.5);
+    EXPECT_EQ(tgi_names().tpot, "tgi_request_mean_time_per_token_duration");
+    EXPECT_TRUE(tgi_names().ttft.empty());
 }
 
 }  // namespace

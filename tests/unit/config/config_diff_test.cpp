@@ -77,6 +77,21 @@ TEST(ConfigDiff, LoadAwareAndSlowStart) {
     EXPECT_TRUE(diff_configs(tuned, tuned).empty());
 }
 
+TEST(ConfigDiff, LatencyAwareIsReloadable) {
+    Config next = base();
+    next.vips[0].latency_aware.enabled = true;
+    auto d = diff_configs(base(), next);
+    EXPECT_TRUE(d.restart_needed.empty());
+    ASSERT_EQ(d.changes.size(), 1u);
+    EXPECT_EQ(d.changes[0], "VIP chat (10.0.0.100:80/tcp): latency_aware changed");
+    Config tuned = next;
+    tuned.vips[0].latency_aware.signal = LatencySignal::tpot;
+    tuned.vips[0].load_aware.ttft_metric = "x";
+    d = diff_configs(next, tuned);
+    EXPECT_EQ(d.changes.size(), 2u);
+    EXPECT_TRUE(has(d.changes, "VIP chat (10.0.0.100:80/tcp): load_aware changed"));
+}
+
 TEST(ConfigDiff, PortsWorkersAndControlNeedRestart) {
     Config next = base();
     next.ports[0].mtu = 9000;

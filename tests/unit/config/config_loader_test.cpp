@@ -969,17 +969,22 @@ TEST(ConfigLoadAware, ExampleBlockInTheShippedFileIsValid) {
     std::ifstream in("conf/ferry.conf");
     ASSERT_TRUE(in) << "conf/ferry.conf";
     std::string text, line;
-    bool inside = false;
+    bool inside = false, in_latency = false;
     int uncommented = 0;
     while (std::getline(in, line)) {
+        // The load_aware block runs to the slow_start line, the latency_aware block to its "};".
         if (line.find("# load_aware = {") != std::string::npos) inside = true;
+        const bool latency = line.find("# latency_aware = {") != std::string::npos;
+        if (latency) inside = true;
         if (inside) {
             const auto hash = line.find("# ");
             ASSERT_NE(hash, std::string::npos) << line;
             line.erase(hash, 2);
             ++uncommented;
             if (line.find("slow_start") != std::string::npos) inside = false;
+            if (line == "    };" && in_latency) inside = false;
         }
+        if (latency) in_latency = true;
         text += line + "\n";
     }
     EXPECT_GE(uncommented, 10);
@@ -991,6 +996,88 @@ TEST(ConfigLoadAware, ExampleBlockInTheShippedFileIsValid) {
     expected.enabled = true;
     EXPECT_EQ(v.load_aware, expected);
     EXPECT_EQ(v.slow_start_s, 30u);
+    // The latency_aware example shows the defaults too.
+    LatencyAwareConfig latency;
+    latency.enabled = true;
+    EXPECT_EQ(v.latency_aware, latency);
+}
+
+}  // namespace
+}  // namespace ferry
+
+namespace ferry {
+namespace {
+
+std::string with_latency(const std::string& body, const std::string& more = "") {
+    return replaced(kMinimal, "port = 80;", "port = 80;" + more + "\n    latency_aware = { " + body + " };");
+}
+
+TEST(ConfigLatencyAware, OffByDefaultOnWhenWritten) {
+    const auto r0 = load(kMinimal);
+    const LatencyAwareConfig& off = expect_ok(r0).vips.at(0).latency_aware;
+    EXPECT_FALSE(off.enabled);
+    EXPECT_EQ(off, LatencyAwareConfig{});
+    const auto r1 = load(with_latency(""));
+    const LatencyAwareConfig& on = expect_ok(r1).vips.at(0).latency_aware;
+    EXPECT_TRUE(on.enabled);
+    EXPECT_EQ(on.signal, LatencySignal::ttft);
+    EXPECT_DOUBLE_EQ(on.sensitivity, 1.0);
+    EXPECT_DOUBLE_EQ(on.tolerance_ms, 1.0);
+    EXPECT_DOUBLE_EQ(on.floor, 0.1);
+    EXPECT_TRUE(on.scrapes());
+    const auto r2 = load(with_latency(
+        "enabled = true; signal = \"tpot\"; sensitivity = 2; tolerance_ms = 5; floor = 0.2; smoothing = 0.5; "
+        "hysteresis = 0.1;",
+        " load_aware = { enabled = false; tpot_metric = \"my:tpot_seconds\"; };"));
+    const VipConfig& v = expect_ok(r2).vips.at(0);
+    EXPECT_EQ(v.latency_aware.signal, LatencySignal::tpot);
+    EXPECT_DOUBLE_EQ(v.latency_aware.sensitivity, 2.0);
+    EXPECT_DOUBLE_EQ(v.latency_aware.tolerance_ms, 5.0);
+    EXPECT_DOUBLE_EQ(v.latency_aware.floor, 0.2);
+    EXPECT_DOUBLE_EQ(v.latency_aware.smoothing, 0.5);
+    EXPECT_DOUBLE_EQ(v.latency_aware.hysteresis, 0.1);
+    EXPECT_EQ(v.load_aware.tpot_metric, std::optional<std::string>("my:tpot_seconds"));
+    EXPECT_FALSE(v.load_aware.ttft_metric);
+    const auto r3 = load(with_latency("signal = \"connect\";"));
+    EXPECT_FALSE(expect_ok(r3).vips.at(0).latency_aware.scrapes());
+    const auto r4 = load(with_latency("enabled = false; signal = \"probe\";"));
+    EXPECT_FALSE(expect_ok(r4).vips.at(0).latency_aware.enabled);
+}
+
+TEST(ConfigLatencyAware, ErrorsWithFileAndLine) {
+    expect_one_error(with_latency("signal = \"rtt\";"), "rtt",
+                     "'signal' = \"rtt\" is not one of \"connect\", \"probe\", \"ttft\" or \"tpot\"");
+    expect_one_error(with_latency("sensitivity = 0;"), "sensitivity",
+                     "'sensitivity' = 0 must be greater than 0 and at most 10");
+    expect_one_error(with_latency("sensitivity = 11;"), "sensitivity",
+                     "'sensitivity' = 11 must be greater than 0 and at most 10");
+    expect_one_error(with_latency("floor = 1.5;"), "floor", "'floor' = 1.5 is out of range 0..1");
+    expect_one_error(with_latency("tolerance_ms = -1;"), "tolerance_ms",
+                     "'tolerance_ms' = -1 is out of range 0..60000");
+    expect_one_error(with_latency("smoothing = 0;"), "smoothing",
+                     "'smoothing' = 0 must be greater than 0 and at most 1");
+    expect_one_error(with_latency("hysteresis = -1;"), "hysteresis", "'hysteresis' = -1 is out of range 0..1");
+    expect_one_error(with_latency("sensitivty = 1;"), "sensitivty",
+                     "unknown key 'sensitivty' in latency_aware (did you mean 'sensitivity'?)");
+    expect_one_error(with_latency("enabled = 1;"), "enabled", "'enabled' must be a boolean");
+    // The chosen signal must exist for the VIP.
+    expect_one_error(with_latency("signal = \"connect\";", " protocol = \"udp\";"), "signal",
+                     "latency_aware signal \"connect\" needs a TCP VIP");
+    expect_one_error(with_latency("signal = \"probe\";", " health = { type = \"none\"; };"), "signal",
+                     "latency_aware signal \"probe\" needs a health check");
+    expect_one_error(with_latency("signal = \"ttft\";", " load_aware = { format = \"tgi\"; };"), "signal",
+                     "latency_aware signal \"ttft\" needs a histogram to read: set load_aware 'ttft_metric'");
+    expect_one_error(with_latency("signal = \"tpot\";", " load_aware = { tpot_metric = \"\"; };"), "signal",
+                     "needs a histogram to read: set load_aware 'tpot_metric'");
+    // TGI with a TTFT name of the operator's: fine.
+    EXPECT_TRUE(load(with_latency("signal = \"ttft\";",
+                                  " load_aware = { format = \"tgi\"; ttft_metric = \"tgi_request_queue_duration\"; };"))
+                    .ok());
+    expect_one_error(with_latency("", " load_aware = { ttft_metric = \"9bad-name\"; };"), "9bad",
+                     "'ttft_metric' = \"9bad-name\" is not a Prometheus metric name");
+    // Disabled: the values are still checked, the signal's availability is not.
+    expect_one_error(with_latency("enabled = false; floor = 3;"), "floor", "'floor' = 3 is out of range 0..1");
+    EXPECT_TRUE(load(with_latency("enabled = false; signal = \"connect\";", " protocol = \"udp\";")).ok());
 }
 
 }  // namespace

@@ -135,6 +135,27 @@ TEST(Steering, FullNatSynOpensAFlowAndTheReplyFindsTheClient) {
     EXPECT_EQ(r.counters.flows_created, 1u);
 }
 
+TEST(Steering, SynToSynAckTimeIsCountedPerBackend) {
+    Rig r(1, ForwardMode::nat, SchedulerKind::maglev, port_range(5000, 100));
+    r.steer->set_now_us(0xfffffff0u);  // the microsecond clock about to wrap
+    const ToBackend a = r.syn(0xc0a80001, 40000);
+    r.steer->set_now_us(100);
+    const ToBackend b = r.syn(0xc0a80001, 40001);
+    ASSERT_TRUE(a.forward() && b.forward());
+    ToClient back;
+    r.steer->set_now_us(0x10u);  // 32 us after a's SYN, across the wrap
+    ASSERT_TRUE(r.reply(a, packet::kTcpSyn | packet::kTcpAck, back));
+    r.steer->set_now_us(350);    // 250 us after b's SYN
+    ASSERT_TRUE(r.reply(b, packet::kTcpSyn | packet::kTcpAck, back));
+    // A retransmitted SYN-ACK (the flow is established) is not timed again.
+    r.steer->set_now_us(9000);
+    ASSERT_TRUE(r.reply(b, packet::kTcpSyn | packet::kTcpAck, back));
+    const BackendCounters& c = r.backend_counters[0];
+    EXPECT_EQ(c.connect_samples, 2u);
+    EXPECT_EQ(c.connect_us_sum, 32u + 250u);
+    EXPECT_EQ(c.synack_seen, 2u);
+}
+
 TEST(Steering, EveryBackendGetsTheWholeNatPortRange) {
     // Ten local ports, two backends picked in turn: twenty connections fit,
     // each backend sees every port once, the 21st finds none.

@@ -159,13 +159,29 @@ TEST(LoadSettings, FactorConfigAndWantedMetrics) {
     EXPECT_DOUBLE_EQ(d.hysteresis, lf.hysteresis);
 
     c.aggregate = LoadAggregate::max;
-    for (const auto& w : wanted_metrics(c)) EXPECT_EQ(w.agg, balance::Aggregation::max) << w.name;
+    for (const auto& w : wanted_metrics(c)) {
+        const bool histogram = w.name.ends_with("_sum") || w.name.ends_with("_count");
+        EXPECT_EQ(w.agg, histogram ? balance::Aggregation::sum : balance::Aggregation::max) << w.name;
+    }
     c.aggregate = LoadAggregate::sum;
     c.format = LoadMetricsFormat::vllm;
     for (const auto& w : wanted_metrics(c)) {
         const bool kv = w.name.find("cache") != std::string::npos;
         EXPECT_EQ(w.agg, kv ? balance::Aggregation::max : balance::Aggregation::sum) << w.name;
     }
+    // Latency histograms: the format's, or the config's own names ("" = none).
+    EXPECT_EQ(metric_names(c).ttft, "vllm:time_to_first_token_seconds");
+    c.ttft_metric = "my_ttft_seconds";
+    c.tpot_metric = "";
+    EXPECT_EQ(metric_names(c).ttft, "my_ttft_seconds");
+    EXPECT_TRUE(metric_names(c).tpot.empty());
+    {
+        bool found = false;
+        for (const auto& w : wanted_metrics(c)) found = found || w.name == "my_ttft_seconds_count";
+        EXPECT_TRUE(found);
+    }
+    c.ttft_metric.reset();
+    c.tpot_metric.reset();
     c.format = LoadMetricsFormat::tgi;
     EXPECT_EQ(wanted_metrics(c).front().name, "tgi_queue_size");
     c.format = LoadMetricsFormat::triton;
@@ -293,6 +309,34 @@ TEST(LoadScraper, SmoothedFactorMovesGradually) {
     EXPECT_EQ(events.back().factor, 1.0);
 }
 
+TEST(LoadScraper, LatencyHistogramsGiveIntervalMeans) {
+    // Histogram totals that grow between scrapes: 10 first tokens in 2 s (0.2 s each), then 10 more
+    // in 4 s (0.4 s each). TPOT stays absent. No queue gauges: the histograms alone are a good scrape.
+    const auto body = [](double sum, double count) {
+        return "# TYPE vllm:time_to_first_token_seconds histogram\n"
+               "vllm:time_to_first_token_seconds_bucket{le=\"+Inf\"} " + std::to_string(count) + "\n"
+               "vllm:time_to_first_token_seconds_sum " + std::to_string(sum) + "\n"
+               "vllm:time_to_first_token_seconds_count " + std::to_string(count) + "\n";
+    };
+    MetricsServer m(response(body(5.0, 100)));
+    const LoadTargetKey k = key(m.endpoint());
+    LoadScraper s;
+    s.set_targets({k});
+    s.start();
+    ASSERT_TRUE(wait_for([&] { return scrapes_of(s, k) >= 2; }));
+    EXPECT_FALSE(s.status(k)->ttft_s);  // a baseline, and no growth: nothing known yet
+    EXPECT_EQ(s.status(k)->errors, 0u) << s.status(k)->last_error;
+    m.set(response(body(7.0, 110)));
+    ASSERT_TRUE(wait_for([&] { return s.status(k)->ttft_s.has_value(); }));
+    EXPECT_NEAR(*s.status(k)->ttft_s, 0.2, 1e-9);  // the first mean is taken as is
+    m.set(response(body(11.0, 120)));
+    ASSERT_TRUE(wait_for([&] { return *s.status(k)->ttft_s > 0.2 + 1e-9; }));
+    // EWMA with weight kDefaultLatencySmoothing: 0.3 * 0.4 + 0.7 * 0.2.
+    EXPECT_NEAR(*s.status(k)->ttft_s, 0.26, 1e-9);
+    EXPECT_FALSE(s.status(k)->tpot_s);
+    EXPECT_EQ(s.status(k)->factor, 1.0);  // no load signal: the load factor is untouched
+}
+
 TEST(LoadScraper, KvCachePressureAndFormats) {
     // vLLM with a nearly full KV cache: k = 1 - (0.95 - 0.8) / 0.2 = 0.25.
     MetricsServer v(response(vllm_body(0, 3, 0.95)));
@@ -356,7 +400,8 @@ TEST(LoadScraper, FailuresKeepTheLastFactorAndCountErrors) {
     const std::vector<Case> cases = {
         {response("<html><body>Not metrics</body></html>\n"),
          "GET /metrics: no vllm load metric (vllm:num_requests_waiting or vllm:kv_cache_usage_perc or "
-         "vllm:gpu_cache_usage_perc)"},
+         "vllm:gpu_cache_usage_perc or vllm:time_to_first_token_seconds_count or "
+         "vllm:time_per_output_token_seconds_count)"},
         {response("oops", "500 Internal Server Error"), "GET /metrics: status 500"},
         {response("", "404 Not Found"), "GET /metrics: status 404"},
         {"HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\nvllm:num_requests_waiting 0\n",
