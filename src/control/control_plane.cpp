@@ -503,8 +503,9 @@ std::string ControlPlane::reason_of(uint32_t vid, uint32_t bid) const {
             auto lt = latency_.find({vid, bid});
             if (lt != latency_.end() && lt->second.factor.published() < 1.0)
                 why += (why.empty() ? "" : "; ") + lt->second.reason;
+            // Each part names its own factor; this is their product on the weight.
             char buf[48];
-            snprintf(buf, sizeof buf, " (factor %.2f)", a->second.weight_factor);
+            snprintf(buf, sizeof buf, "%sweight x%.2f", why.empty() ? "" : "; ", a->second.weight_factor);
             return why + buf;
         }
     }
