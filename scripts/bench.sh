@@ -20,6 +20,7 @@
 # Options (peers):
 #   --placement split|shared        split (default): load on CPU 0, balancer on CPU 1
 #   --peers "ferryd-xdp ferryd-xdp-dnat ferryd-packet nftables haproxy"   which balancers (default all)
+#   --idle-sleep-us N               ferryd's workers.idle_sleep_us (default 0: busy polling)
 #
 # Environment: BUILD (meson build dir, default build-release: configured with
 # --buildtype=release if missing), FERRYD, FERRYCTL, FERRY_GEN (binaries; FERRY_GEN
@@ -56,6 +57,7 @@ CEILING=1
 NEW_PCT=10
 PLACEMENT=split
 PEERS=""
+IDLE_SLEEP_US=0
 
 log() { printf '==> %s\n' "$*" >&2; }
 die() { printf 'bench.sh: %s\n' "$*" >&2; exit 1; }
@@ -351,7 +353,7 @@ memory() {
 # Peers side by side: the e2e namespace topology (tests/e2e/topo.py: client
 # namespace, lb namespace, three backend namespaces behind a bridge), with, one
 # after the other, as the balancer: ferryd on net_af_xdp (full NAT, then DNAT),
-# ferryd on net_af_packet (full NAT), nftables DNAT (Topology.kernel_lb, numgen
+# ferryd on net_af_packet (DNAT), nftables DNAT (Topology.kernel_lb, numgen
 # map, conntrack) and haproxy (mode tcp, 1 thread). Each backend runs nginx
 # (a fixed 3-byte /health answer) on :8000; backend 1 also runs an iperf3
 # server behind a second VIP port, 5201. From the client namespace: wrk
@@ -373,9 +375,10 @@ peers() {
   local hp=0
   [[ ${EAL_MEM[0]} == --huge-unlink ]] && hp=1
   echo
-  FERRYD="$FERRYD" "$PYTHON" - "$REPO" "$DURATION" "$hp" "$PLACEMENT" "$PEERS" <<'EOF'
+  FERRYD="$FERRYD" "$PYTHON" - "$REPO" "$DURATION" "$hp" "$PLACEMENT" "$PEERS" "$IDLE_SLEEP_US" <<'EOF'
 import json, os, re, sys, time
 repo, duration, hugepages, placement, which = sys.argv[1], int(sys.argv[2]), sys.argv[3] == "1", sys.argv[4], sys.argv[5].split()
+idle_sleep_us = int(sys.argv[6])
 sys.path.insert(0, os.path.join(repo, "tests", "e2e"))
 from topo import (Topology, VIP, HTTP_PORT, IPERF3_PORT, IF_LB_CLIENT, IF_LB_BACKEND,  # noqa: E402
                   TopologyError)
@@ -466,7 +469,7 @@ def run_ferryd(t, name, pmd, mode):
     # flow_capacity 1M: "Connection: close" at ~10k/s keeps ~100k flows in
     # tcp_closing (10 s) at once.
     cfg = t.write_config(vips=ferry_vips(t, mode), workers=1, mode=mode, udp=False, pmd=pmd,
-                         worker_settings={"flow_capacity": 1048576}, control={"metrics_listen": ""})
+                         worker_settings={"flow_capacity": 1048576, "idle_sleep_us": idle_sleep_us}, control={"metrics_listen": ""})
     t.start_ferryd(cfg, hugepages=hugepages, lcores="0,1", extra_eal=["--huge-unlink"] if hugepages else [],
                    ready_timeout=60)
     try:
@@ -516,7 +519,10 @@ with Topology(backends=3, weights=(100, 200, 300), start_servers=False) as t:
     if "ferryd-xdp-dnat" in which:
         results["ferryd (dnat, net_af_xdp, 1 worker)"] = run_ferryd(t, "ferryd-xdp-dnat", "af_xdp", "dnat")
     if "ferryd-packet" in which:
-        results["ferryd (nat, net_af_packet, 1 worker)"] = run_ferryd(t, "ferryd-packet", "af_packet", "nat")
+        # dnat: a second full-NAT ferryd in the same topology would reuse the
+        # NAT ports (from 1024 up) that the backends still hold in TIME_WAIT
+        # from the first one's "Connection: close" run (see PERFORMANCE.md).
+        results["ferryd (dnat, net_af_packet, 1 worker)"] = run_ferryd(t, "ferryd-packet", "af_packet", "dnat")
 
     if "nftables" in which or "haproxy" in which:
         t.kernel_lb(services=[("tcp", 80, HTTP_PORT)])
@@ -544,7 +550,8 @@ print(f"PEERS: placement {placement}: " + ("wrk, iperf3 and nginx on CPU 0, the 
       "nothing pinned but ferryd's worker (CPU 1). ") +
       f"wrk -t{THREADS} -c{CONNS} -d{duration}s --latency {URL} from the client namespace, keep-alive and "
       f"'Connection: close'; iperf3 -c {VIP} -p {IPERF3_PORT} -t {duration} (1 TCP stream, to backend ai-1). "
-      f"3 nginx backends (weights 100/200/300). ratio = balancer / {ref_name}.")
+      f"3 nginx backends (weights 100/200/300). ferryd: workers.idle_sleep_us = {idle_sleep_us}. "
+      f"ratio = balancer / {ref_name}.")
 print("With Connection: close, wrk counts each server-side close as a read error: those are expected.")
 hdr = ["balancer", "keep-alive req/s", "ratio", "p99 ms", "ratio", "close req/s", "ratio", "p99 ms", "ratio",
        "iperf3 Gb/s", "ratio", "errors (keep-alive; close)", "load (keep-alive; close; iperf3)"]
@@ -588,6 +595,7 @@ main() {
       --no-ceiling) CEILING=0; shift ;;
       --placement) PLACEMENT=$2; shift 2 ;;
       --peers) PEERS=$2; shift 2 ;;
+      --idle-sleep-us) IDLE_SLEEP_US=$2; shift 2 ;;
       -h|--help) sed -n '2,/^set -euo/p' "$0" | sed '$d'; exit 0 ;;
       *) die "unknown option $1 (see --help)" ;;
     esac
