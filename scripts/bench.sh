@@ -6,7 +6,8 @@
 #   sudo scripts/bench.sh                     # pipeline + memory (about 5 minutes)
 #   sudo scripts/bench.sh pipeline [options]
 #   sudo scripts/bench.sh memory
-#   sudo scripts/bench.sh peers [--duration S] # ferryd vs nftables DNAT vs haproxy, wrk in namespaces
+#   sudo scripts/bench.sh peers [--duration S] [--placement split|shared] [--peers LIST]
+#                                             # ferryd vs nftables DNAT vs haproxy: wrk, iperf3 in namespaces
 #
 # Options (pipeline):
 #   --flows "1000 100000 1000000"   active flow counts K
@@ -15,6 +16,11 @@
 #   --duration S                    measured seconds per run (default 5)
 #   --no-huge                       DPDK without hugepages (--no-huge -m 1024)
 #   --no-ceiling                    skip the dpdk-testpmd runs
+#
+# Options (peers):
+#   --placement split|shared        split (default): load on CPU 0, balancer on CPU 1
+#   --peers "ferryd-xdp ferryd-xdp-dnat ferryd-packet nftables haproxy"   which balancers (default all)
+#   --idle-sleep-us N               ferryd's workers.idle_sleep_us (default 0: busy polling)
 #
 # Environment: BUILD (meson build dir, default build-release: configured with
 # --buildtype=release if missing), FERRYD, FERRYCTL, FERRY_GEN (binaries; FERRY_GEN
@@ -50,6 +56,9 @@ NO_HUGE=0
 CEILING=1
 NEW_PCT=10
 BACKENDS=32   # a fleet's size; full NAT holds up to 64,512 flows per backend per worker
+PLACEMENT=split
+PEERS=""
+IDLE_SLEEP_US=0
 
 log() { printf '==> %s\n' "$*" >&2; }
 die() { printf 'bench.sh: %s\n' "$*" >&2; exit 1; }
@@ -346,32 +355,61 @@ memory() {
 }
 
 # Peers side by side: the e2e namespace topology (tests/e2e/topo.py: client
-# namespace, lb namespace, three mock_ai_server backends behind a bridge),
-# with ferryd (net_af_packet, full NAT, 1 worker), then nftables DNAT
-# (Topology.kernel_lb), then haproxy (mode tcp, 1 thread) as the balancer, one
-# after the other. wrk in the client namespace against http://VIP/health,
-# keep-alive and with "Connection: close" (a new TCP connection per request).
-# The backends are Python HTTP servers: they, not the balancer, set the
-# ceiling of requests/s here; the figures compare the balancers' overhead at
-# that rate (latency mostly).
+# namespace, lb namespace, three backend namespaces behind a bridge), with, one
+# after the other, as the balancer: ferryd on net_af_xdp (full NAT, then DNAT),
+# ferryd on net_af_packet (DNAT), nftables DNAT (Topology.kernel_lb, numgen
+# map, conntrack) and haproxy (mode tcp, 1 thread). Each backend runs nginx
+# (a fixed 3-byte /health answer) on :8000; backend 1 also runs an iperf3
+# server behind a second VIP port, 5201. From the client namespace: wrk
+# against http://VIP/health with keep-alive and with "Connection: close" (a
+# new TCP connection per request), then iperf3 (one TCP stream) for bulk.
+#
+# Placement (--placement): "split" (default) puts the load (wrk, iperf3, nginx)
+# on CPU 0 and the balancer on CPU 1, the same for every balancer: ferryd's
+# worker lcore is on CPU 1 (its control thread, mostly asleep, on CPU 0),
+# haproxy is pinned there with taskset, and the lb namespace's veths steer
+# their receive processing (RPS) to CPU 1, which is where nftables' forwarding
+# and conntrack then run. "shared": nothing pinned except ferryd's worker,
+# which always needs a core of its own to poll.
 peers() {
-  command -v wrk >/dev/null || die "wrk missing (apt-get install wrk)"
-  command -v haproxy >/dev/null || die "haproxy missing (apt-get install haproxy)"
-  local hp=1
-  (( NO_HUGE )) && hp=0
+  local tool
+  for tool in wrk haproxy iperf3 nginx taskset; do
+    command -v "$tool" >/dev/null || die "$tool missing (scripts/install-deps.sh)"
+  done
+  local hp=0
+  [[ ${EAL_MEM[0]} == --huge-unlink ]] && hp=1
   echo
-  FERRYD="$FERRYD" "$PYTHON" - "$REPO" "$DURATION" "$hp" <<'EOF'
-import os, re, subprocess, sys, time
-repo, duration, hugepages = sys.argv[1], int(sys.argv[2]), sys.argv[3] == "1"
+  FERRYD="$FERRYD" "$PYTHON" - "$REPO" "$DURATION" "$hp" "$PLACEMENT" "$PEERS" "$IDLE_SLEEP_US" <<'EOF'
+import json, os, re, sys, time
+repo, duration, hugepages, placement, which = sys.argv[1], int(sys.argv[2]), sys.argv[3] == "1", sys.argv[4], sys.argv[5].split()
+idle_sleep_us = int(sys.argv[6])
 sys.path.insert(0, os.path.join(repo, "tests", "e2e"))
-from topo import Topology, VIP, HTTP_PORT  # noqa: E402
+from topo import (Topology, VIP, HTTP_PORT, IPERF3_PORT, IF_LB_CLIENT, IF_LB_BACKEND,  # noqa: E402
+                  TopologyError)
 
 CONNS, THREADS = 16, 1
 URL = f"http://{VIP}/health"
+if placement not in ("split", "shared"):
+    raise SystemExit(f"--placement must be split or shared, not {placement}")
+SPLIT = placement == "split"
+CPU_LOAD, CPU_LB = "0", "1"
+ALL = ["ferryd-xdp", "ferryd-xdp-dnat", "ferryd-packet", "nftables", "haproxy"]
+which = which or ALL
+unknown = set(which) - set(ALL)
+if unknown:
+    raise SystemExit(f"unknown peers {sorted(unknown)} (known: {' '.join(ALL)})")
+
+
+def log(msg):
+    print(f"==> {msg}", file=sys.stderr, flush=True)
 
 
 def load():
     return " ".join(open("/proc/loadavg").read().split()[:3])
+
+
+def on_load_cpu(argv):
+    return ["taskset", "-c", CPU_LOAD, *argv] if SPLIT else argv
 
 
 def wrk(t, close):
@@ -379,13 +417,15 @@ def wrk(t, close):
     if close:
         argv += ["-H", "Connection: close"]
     l0 = load()
-    cp = t.run_in(t.ns_client, argv + [URL], timeout=duration + 60, check=False)
+    cp = t.run_in(t.ns_client, on_load_cpu(argv + [URL]), timeout=duration + 60, check=False)
     out = cp.stdout
     rps = re.search(r"Requests/sec:\s+([\d.]+)", out)
     p99 = re.search(r"^\s+99%\s+([\d.]+)(us|ms|s)\s*$", out, re.M)
     errs = re.search(r"Socket errors: (.*)", out)
     non2xx = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
     scale = {"us": 0.001, "ms": 1.0, "s": 1000.0}
+    if not rps:
+        log(f"wrk printed no result: {out[-500:]} {cp.stderr[-500:]}")
     return {
         "rps": float(rps.group(1)) if rps else 0.0,
         "p99_ms": float(p99.group(1)) * scale[p99.group(2)] if p99 else float("nan"),
@@ -394,65 +434,148 @@ def wrk(t, close):
     }
 
 
+def iperf3(t):
+    l0 = load()
+    argv = on_load_cpu(["iperf3", "-c", VIP, "-p", str(IPERF3_PORT), "-t", str(duration), "-J"])
+    cp = t.run_in(t.ns_client, argv, timeout=duration + 60, check=False)
+    try:
+        res = json.loads(cp.stdout)
+    except ValueError:
+        res = {"error": (cp.stdout + cp.stderr)[-300:]}
+    if "error" in res:
+        log(f"iperf3 failed: {res['error']}")
+        return {"gbps": 0.0, "retrans": "-", "load": f"{l0} -> {load()}"}
+    end = res["end"]
+    return {"gbps": end["sum_received"]["bits_per_second"] / 1e9,
+            "retrans": end["sum_sent"].get("retransmits", "-"), "load": f"{l0} -> {load()}"}
+
+
 def measure(t, name):
-    wrk_short = ["wrk", "-t1", "-c4", "-d2s", URL]
-    t.run_in(t.ns_client, wrk_short, timeout=60, check=False)  # warm-up, discarded
-    res = {"keep-alive": wrk(t, False), "close": wrk(t, True)}
-    for k, r in res.items():
-        print(f"==> {name} {k}: {r['rps']:.0f} req/s, p99 {r['p99_ms']:.2f} ms, errors {r['errors']} "
-              f"(load {r['load']})", file=sys.stderr, flush=True)
+    t.run_in(t.ns_client, on_load_cpu(["wrk", "-t1", "-c4", "-d2s", URL]), timeout=60, check=False)  # warm-up
+    res = {"keep-alive": wrk(t, False), "close": wrk(t, True), "bulk": iperf3(t)}
+    for k in ("keep-alive", "close"):
+        r = res[k]
+        log(f"{name} {k}: {r['rps']:.0f} req/s, p99 {r['p99_ms']:.2f} ms, errors {r['errors']} (load {r['load']})")
+    b = res["bulk"]
+    log(f"{name} iperf3: {b['gbps']:.2f} Gb/s, {b['retrans']} retransmits (load {b['load']})")
+    return res
+
+
+def ferry_vips(t, mode):
+    chat = t.default_vips(mode=mode, udp=False)[0]
+    b0 = t.backends[0]
+    bulk = dict(chat, name="bulk", port=IPERF3_PORT, health=dict(chat["health"], port=HTTP_PORT),
+                backends=[{"address": b0.address, "port": IPERF3_PORT, "weight": 100}])
+    return [chat, bulk]
+
+
+def run_ferryd(t, name, pmd, mode):
+    # flow_capacity 1M: "Connection: close" at ~10k/s keeps ~100k flows in
+    # tcp_closing (10 s) at once.
+    cfg = t.write_config(vips=ferry_vips(t, mode), workers=1, mode=mode, udp=False, pmd=pmd,
+                         worker_settings={"flow_capacity": 1048576, "idle_sleep_us": idle_sleep_us}, control={"metrics_listen": ""})
+    t.start_ferryd(cfg, hugepages=hugepages, lcores="0,1", extra_eal=["--huge-unlink"] if hugepages else [],
+                   ready_timeout=60)
+    try:
+        t.wait_backends_seen()
+        res = measure(t, name)
+        stats = t.telemetry("/ferry/stats").get("/ferry/stats", {})
+        log(f"{name}: ferryd drop counters: " + (", ".join(
+            f"{k} {v}" for k, v in stats.items() if v and ("drop" in k or "exhaust" in k or "full" in k)) or "none"))
+        for port in (0, 2):  # the two af_* ports (1 and 3 are their host TAPs)
+            e = t.telemetry(f"/ethdev/stats,{port}").get("/ethdev/stats", {})
+            log(f"{name}: ethdev {port}: " + ", ".join(f"{k} {e.get(k)}" for k in
+                                                        ("ipackets", "opackets", "imissed", "ierrors", "oerrors", "rx_nombuf")))
+    finally:
+        t.stop_ferryd()
+    for ifname in (IF_LB_CLIENT, IF_LB_BACKEND):  # the next balancer must see plain veths
+        if " xdp" in t.run_in(t.ns_lb, ["ip", "link", "show", ifname]).stdout:
+            log(f"{ifname}: XDP program left behind by ferryd; removing it")
+            t.run_in(t.ns_lb, ["ip", "link", "set", ifname, "xdp", "off"])
     return res
 
 
 def haproxy_cfg(t):
     scale = -(-max(b.weight for b in t.backends) // 256)  # haproxy weights are 0..256: same ratios
     servers = "\n".join(f"  server {b.id} {b.address}:{HTTP_PORT} weight {b.weight // scale}" for b in t.backends)
-    return (f"global\n  maxconn 4096\n  nbthread 1\n"
+    b0 = t.backends[0]
+    return (f"global\n  maxconn 8000\n  nbthread 1\n"
             f"defaults\n  mode tcp\n  timeout connect 5s\n  timeout client 30s\n  timeout server 30s\n"
             f"frontend fe\n  bind {VIP}:80\n  default_backend be\n"
-            f"backend be\n  balance roundrobin\n{servers}\n")
+            f"backend be\n  balance roundrobin\n{servers}\n"
+            f"frontend fe_bulk\n  bind {VIP}:{IPERF3_PORT}\n  default_backend be_bulk\n"
+            f"backend be_bulk\n  server {b0.id} {b0.address}:{IPERF3_PORT}\n")
 
 
 results = {}
-with Topology(backends=3, weights=(100, 200, 300)) as t:
-    cfg = t.write_config(workers=1, mode="nat", udp=False, control={"metrics_listen": ""})
-    t.start_ferryd(cfg, hugepages=hugepages, extra_eal=["--huge-unlink"] if hugepages else [])
-    t.wait_backends_seen()
-    results["ferryd (nat, af_packet, 1 worker)"] = measure(t, "ferryd")
-    t.stop_ferryd()
+REF = None
+with Topology(backends=3, weights=(100, 200, 300), start_servers=False) as t:
+    cpus = CPU_LOAD if SPLIT else None
+    for b in t.backends:
+        t.start_nginx(b.index, cpus=cpus)
+    t.start_iperf3(0, cpus=cpus)
+    if SPLIT:
+        for ifname in (IF_LB_CLIENT, IF_LB_BACKEND):  # receive processing in the lb namespace on CPU_LB
+            t.run_in(t.ns_lb, ["sh", "-c", f"echo {1 << int(CPU_LB):x} > /sys/class/net/{ifname}/queues/rx-0/rps_cpus"])
 
-    t.kernel_lb()
-    t.wait_backends_seen()
-    results["nftables DNAT (kernel)"] = measure(t, "nftables")
+    if "ferryd-xdp" in which:
+        results["ferryd (nat, net_af_xdp, 1 worker)"] = run_ferryd(t, "ferryd-xdp", "af_xdp", "nat")
+    if "ferryd-xdp-dnat" in which:
+        results["ferryd (dnat, net_af_xdp, 1 worker)"] = run_ferryd(t, "ferryd-xdp-dnat", "af_xdp", "dnat")
+    if "ferryd-packet" in which:
+        # dnat: a second full-NAT ferryd in the same topology would reuse the
+        # NAT ports (from 1024 up) that the backends still hold in TIME_WAIT
+        # from the first one's "Connection: close" run (see PERFORMANCE.md).
+        results["ferryd (dnat, net_af_packet, 1 worker)"] = run_ferryd(t, "ferryd-packet", "af_packet", "dnat")
 
-    t.run_in(t.ns_lb, ["nft", "delete", "table", "ip", "ferry_kernel_lb"])
-    path = t.tmpdir / "haproxy.cfg"
-    path.write_text(haproxy_cfg(t))
-    proc = t.ns_exec(t.ns_lb, ["haproxy", "-db", "-f", str(path)], log="haproxy.log")
-    time.sleep(1.0)
-    if proc.poll() is not None:
-        raise SystemExit("haproxy exited: " + t.log_path("haproxy.log").read_text())
-    t.wait_backends_seen()
-    results["haproxy 2.6 (mode tcp, 1 thread)"] = measure(t, "haproxy")
+    if "nftables" in which or "haproxy" in which:
+        t.kernel_lb(services=[("tcp", 80, HTTP_PORT)])
+        t.nft(t.ns_lb, f"add rule ip ferry_kernel_lb prerouting ip daddr {VIP} tcp dport {IPERF3_PORT} "
+                       f"dnat to {t.backends[0].address}:{IPERF3_PORT}\n")
+    if "nftables" in which:
+        t.wait_backends_seen()
+        results["nftables DNAT (numgen map, conntrack)"] = measure(t, "nftables")
 
-ref = results["ferryd (nat, af_packet, 1 worker)"]
-print(f"PEERS: wrk -t{THREADS} -c{CONNS} -d{duration}s --latency {URL} from the client namespace; "
-      "3 Python mock_ai_server backends (weights 100/200/300); ratio = balancer / ferryd.")
+    if "haproxy" in which:
+        t.run_in(t.ns_lb, ["nft", "delete", "table", "ip", "ferry_kernel_lb"])
+        path = t.tmpdir / "haproxy.cfg"
+        path.write_text(haproxy_cfg(t))
+        argv = ["haproxy", "-db", "-f", str(path)]
+        proc = t.ns_exec(t.ns_lb, ["taskset", "-c", CPU_LB, *argv] if SPLIT else argv, log="haproxy.log")
+        time.sleep(1.0)
+        if proc.poll() is not None:
+            raise SystemExit("haproxy exited: " + t.log_path("haproxy.log").read_text())
+        t.wait_backends_seen()
+        results["haproxy 2.6 (mode tcp, 1 thread)"] = measure(t, "haproxy")
+
+ref = next(iter(results.values()))
+ref_name = next(iter(results))
+print(f"PEERS: placement {placement}: " + ("wrk, iperf3 and nginx on CPU 0, the balancer on CPU 1. " if SPLIT else
+      "nothing pinned but ferryd's worker (CPU 1). ") +
+      f"wrk -t{THREADS} -c{CONNS} -d{duration}s --latency {URL} from the client namespace, keep-alive and "
+      f"'Connection: close'; iperf3 -c {VIP} -p {IPERF3_PORT} -t {duration} (1 TCP stream, to backend ai-1). "
+      f"3 nginx backends (weights 100/200/300). ferryd: workers.idle_sleep_us = {idle_sleep_us}. "
+      f"ratio = balancer / {ref_name}.")
 print("With Connection: close, wrk counts each server-side close as a read error: those are expected.")
 hdr = ["balancer", "keep-alive req/s", "ratio", "p99 ms", "ratio", "close req/s", "ratio", "p99 ms", "ratio",
-       "errors (keep-alive; close)", "load (keep-alive; close)"]
+       "iperf3 Gb/s", "ratio", "errors (keep-alive; close)", "load (keep-alive; close; iperf3)"]
 print("| " + " | ".join(hdr) + " |")
 print("|" + "---|" * len(hdr))
+
+
+def ratio(a, b):
+    return f"{a / b:.2f}" if b and b == b and a == a else "-"
+
+
 for name, r in results.items():
-    ka, cl = r["keep-alive"], r["close"]
-    def ratio(a, b):
-        return f"{a / b:.2f}" if b and b == b and a == a else "-"
+    ka, cl, bk = r["keep-alive"], r["close"], r["bulk"]
     print("| " + " | ".join([
         name, f"{ka['rps']:.0f}", ratio(ka["rps"], ref["keep-alive"]["rps"]),
         f"{ka['p99_ms']:.2f}", ratio(ka["p99_ms"], ref["keep-alive"]["p99_ms"]),
         f"{cl['rps']:.0f}", ratio(cl["rps"], ref["close"]["rps"]),
         f"{cl['p99_ms']:.2f}", ratio(cl["p99_ms"], ref["close"]["p99_ms"]),
-        f"{ka['errors']}; {cl['errors']}", f"{ka['load']}; {cl['load']}"]) + " |")
+        f"{bk['gbps']:.2f}", ratio(bk["gbps"], ref["bulk"]["gbps"]),
+        f"{ka['errors']}; {cl['errors']}", f"{ka['load']}; {cl['load']}; {bk['load']}"]) + " |")
 EOF
 }
 
@@ -474,6 +597,9 @@ main() {
       --duration) DURATION=$2; shift 2 ;;
       --no-huge) NO_HUGE=1; shift ;;
       --no-ceiling) CEILING=0; shift ;;
+      --placement) PLACEMENT=$2; shift 2 ;;
+      --peers) PEERS=$2; shift 2 ;;
+      --idle-sleep-us) IDLE_SLEEP_US=$2; shift 2 ;;
       -h|--help) sed -n '2,/^set -euo/p' "$0" | sed '$d'; exit 0 ;;
       *) die "unknown option $1 (see --help)" ;;
     esac

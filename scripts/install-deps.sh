@@ -11,7 +11,7 @@ packages=(
   libcpp-httplib-dev nlohmann-json3-dev libcli11-dev libsystemd-dev
   # tests, demo and benchmarks
   python3 python3-scapy iproute2 ethtool nftables procps kmod curl
-  wrk iperf3 iputils-ping haproxy
+  wrk iperf3 iputils-ping haproxy nginx-light
 )
 
 missing=()
@@ -29,3 +29,10 @@ echo "install-deps: installing ${missing[*]}"
 export DEBIAN_FRONTEND=noninteractive
 apt-get -o DPkg::Lock::Timeout=600 update -qq
 apt-get -o DPkg::Lock::Timeout=600 install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+# The benchmarks start their own nginx and haproxy inside test namespaces; the
+# packages' services (listening on the host's port 80) are not wanted.
+if [[ -d /run/systemd/system ]]; then
+  for svc in nginx haproxy; do
+    [[ " ${missing[*]} " == *" $svc"* ]] && systemctl disable --now "$svc" >/dev/null 2>&1 || true
+  done
+fi

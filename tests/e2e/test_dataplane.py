@@ -2,7 +2,8 @@
 """End-to-end tests of Ferry's data plane (issue: data plane over virtual NICs).
 
 Real HTTP clients and mock AI servers in network namespaces, ferryd on
-net_af_packet ports. Every class builds its own topology and tears it down.
+net_af_packet ports (net_af_xdp for the AfXdp classes). Every class builds
+its own topology and tears it down.
 """
 import json
 import os
@@ -58,10 +59,11 @@ def mac_of(topo, ns, ifname):
 
 class BalancedTraffic:
     """Mixin: hundreds of concurrent requests through the VIP all succeed and
-    spread by weight. Subclasses set MODE and WORKERS."""
+    spread by weight. Subclasses set MODE, WORKERS and PMD."""
 
     MODE = "nat"
     WORKERS = 1
+    PMD = "af_packet"
 
     @classmethod
     def setUpClass(cls):
@@ -72,7 +74,7 @@ class BalancedTraffic:
                            workers=cls.WORKERS)
             t.wait_backends_seen(timeout=30)
 
-        cls.topo = open_class_topology(Topology(3, weights=(100, 200, 300)), setup)
+        cls.topo = open_class_topology(Topology(3, weights=(100, 200, 300), pmd=cls.PMD), setup)
 
     @classmethod
     def tearDownClass(cls):
@@ -100,6 +102,21 @@ class BalancedTraffic:
         self.assertEqual(r["lost"], 0, r)
         self.assertTrue(r["sticky"], r["per_flow"])
         self.assertGreaterEqual(len({ids[0] for ids in r["per_flow"].values()}), 2, "UDP flows not spread")
+
+
+class NatAfXdpOneWorker(BalancedTraffic, unittest.TestCase):
+    """The same traffic over net_af_xdp: an AF_XDP socket on each veth's one
+    queue, fed by the XDP program the PMD attaches."""
+    MODE, WORKERS, PMD = "nat", 1, "af_xdp"
+
+    def test_ports_run_on_af_xdp(self):
+        t = self.topo
+        self.assertIn("net_af_xdp0", t.ferryd_log())
+        for ifname in (IF_LB_CLIENT, IF_LB_BACKEND):
+            link = json.loads(t.run_in(t.ns_lb, ["ip", "-j", "-d", "link", "show", ifname]).stdout)[0]
+            self.assertIn("xdp", link, f"{ifname}: no XDP program attached: {link}")
+        s = stats(t)
+        self.assertGreater(s["rx_packets"], 0)
 
 
 class NatOneWorker(BalancedTraffic, unittest.TestCase):

@@ -8,8 +8,11 @@
                                                                                    udp_echo       :5353
 
 Ferry's two ports are the veth ends fe-lb-cl and fe-lb-be: UP, no address,
-IPv6 off, read and written by DPDK's net_af_packet. Ferry itself answers ARP
-for 10.77.1.1, 10.77.2.1 and the VIP 10.77.1.100.
+IPv6 off, read and written by DPDK's net_af_packet (default) or, with
+Topology(pmd="af_xdp"), by net_af_xdp: an AF_XDP socket per queue, fed by the
+XDP program the PMD attaches to the veth (native veth XDP, copy mode: veth has
+no zero-copy). Ferry itself answers ARP for 10.77.1.1, 10.77.2.1 and the VIP
+10.77.1.100.
 
 Use it as a context manager; teardown always runs and kills every process the
 harness started (by PID), deletes every namespace it made (which deletes the
@@ -71,6 +74,11 @@ IF_LB_BACKEND = "fe-lb-be"
 IF_SW_LB = "sw-lb"
 IF_BACKEND = "fe-b0"
 BRIDGE = "br0"
+
+PMDS = ("af_packet", "af_xdp")
+NGINX = "/usr/sbin/nginx"
+IPERF3 = "/usr/bin/iperf3"
+IPERF3_PORT = 5201
 
 # Offloads off on every veth end: otherwise af_packet reads frames whose
 # checksums are not filled in yet (CHECKSUM_PARTIAL) and 64 KB GSO/GRO frames.
@@ -261,11 +269,15 @@ class Topology:
     (start mock_ai_server + udp_echo in each backend), `server_args` (extra
     mock_ai_server options for all backends), `isolate_lb` (drop frames at
     the kernel's ingress of Ferry's veths so only DPDK sees them, like a NIC
-    bound to vfio-pci; see _isolate_lb_kernel).
+    bound to vfio-pci; see _isolate_lb_kernel), `pmd` (the DPDK driver
+    write_config puts on Ferry's ports: "af_packet", the default, or
+    "af_xdp").
     """
 
     def __init__(self, backends=3, *, weights=None, speeds=None, ids=None, prefix=None,
-                 start_servers=True, server_args=(), isolate_lb=True):
+                 start_servers=True, server_args=(), isolate_lb=True, pmd="af_packet"):
+        if pmd not in PMDS:
+            raise TopologyError(f"pmd must be one of {PMDS}, not {pmd!r}")
         n = next(_instance_counter)
         self.prefix = prefix or (f"fe{os.getpid()}" if n == 0 else f"fe{os.getpid()}n{n}")
         self.ns_client = f"{self.prefix}-cl"
@@ -282,6 +294,7 @@ class Topology:
         self.start_servers = start_servers
         self.server_args = [str(a) for a in server_args]
         self.isolate_lb = isolate_lb
+        self.pmd = pmd
         self.tmpdir = None
         self.config_path = None
         self.control_socket = None
@@ -429,8 +442,9 @@ class Topology:
     def _isolate_lb_kernel(self):
         """Drop every frame at netfilter's netdev ingress of Ferry's veths.
 
-        af_packet sockets (DPDK's rx) get frames before the ingress hook, so
-        Ferry still sees everything, but the lb namespace's kernel does not:
+        af_packet sockets (DPDK's rx) get frames before the ingress hook, and
+        XDP (net_af_xdp) runs before both, so Ferry still sees everything, but
+        the lb namespace's kernel does not:
         otherwise, once ferryd gives its exception interface (a TAP) an
         address, the kernel (weak host model) would also answer ARP for it on
         fe-lb-cl and RST TCP segments meant for Ferry, unlike a NIC that DPDK
@@ -540,6 +554,52 @@ class Topology:
             if wait:
                 self.wait_for_log(b.procs[kind], log, "ready", timeout=10)
 
+    def start_nginx(self, i, port=HTTP_PORT, cpus=None, timeout=10.0):
+        """Serve b<i>'s HTTP port with nginx instead of mock_ai_server, for
+        benchmarks where the Python server would be the bottleneck: one
+        process (master_process off, 1 worker), no access log, keep-alive
+        without a request limit. GET /health answers 200 "ok"; POST
+        /v1/chat/completions a fixed completion carrying the backend id, so
+        load() and wait_backends_seen() work. cpus: a taskset CPU list.
+        Tracked as procs["http"]."""
+        b = self.backends[i]
+        d = self.tmpdir / f"nginx-{b.id}"
+        d.mkdir(exist_ok=True)
+        answer = json.dumps({"choices": [{"message": {"content": "ok"}}], "system_fingerprint": b.id})
+        temp = "".join(f"  {k}_temp_path {d}/{k};\n" for k in ("client_body", "proxy", "fastcgi", "uwsgi", "scgi"))
+        conf = (f"daemon off;\nmaster_process off;\nworker_processes 1;\npid {d}/nginx.pid;\n"
+                f"error_log stderr warn;\nevents {{ worker_connections 16384; }}\n"
+                f"http {{\n  access_log off;\n  keepalive_requests 100000000;\n  keepalive_timeout 60s;\n{temp}"
+                f"  server {{\n    listen {port} backlog=4096;\n"
+                f"    location = /health {{ default_type text/plain; return 200 \"ok\\n\"; }}\n"
+                f"    location = /v1/chat/completions {{ default_type application/json; return 200 '{answer}'; }}\n"
+                f"    location / {{ return 404; }}\n  }}\n}}\n")
+        (d / "nginx.conf").write_text(conf)
+        prefix = ["taskset", "-c", cpus] if cpus is not None else []
+        proc = self.ns_exec(b.ns, [*prefix, NGINX, "-p", d, "-c", d / "nginx.conf"], log=f"{b.id}-nginx.log")
+        b.procs["http"] = proc
+        self._wait_listening(b.ns, proc, port, f"{b.id}-nginx.log", timeout)
+        return proc
+
+    def start_iperf3(self, i, port=IPERF3_PORT, cpus=None, timeout=10.0):
+        """An iperf3 server in b<i> on `port`; tracked as procs["iperf3"]."""
+        b = self.backends[i]
+        prefix = ["taskset", "-c", cpus] if cpus is not None else []
+        proc = self.ns_exec(b.ns, [*prefix, IPERF3, "-s", "-p", port], log=f"{b.id}-iperf3.log")
+        b.procs["iperf3"] = proc
+        self._wait_listening(b.ns, proc, port, f"{b.id}-iperf3.log", timeout)
+        return proc
+
+    def _wait_listening(self, ns, proc, port, log, timeout):
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if proc.poll() is not None:
+                raise TopologyError(f"{log}: exited ({proc.returncode}):\n{tail(self.log_path(log))}")
+            if self.run_in(ns, ["ss", "-Hltn", f"sport = :{port}"]).stdout.strip():
+                return
+            time.sleep(0.05)
+        raise TopologyError(f"{log}: nothing listens on :{port} after {timeout}s:\n{tail(self.log_path(log))}")
+
     def stop_backend(self, i, sig=signal.SIGTERM, udp=True):
         """Stop backend i's servers (by PID) with `sig` (SIGKILL = crash)."""
         b = self.backends[i]
@@ -614,7 +674,7 @@ class Topology:
 
     def write_config(self, path=None, *, vips=None, workers=1, mode="nat", scheduler="maglev",
                      health=None, udp=True, exception_path=True, ports=None,
-                     worker_settings=None, control=None):
+                     worker_settings=None, control=None, pmd=None):
         """Write a Ferry config (format of conf/ferry.conf) for this topology.
 
         vips: list of VIP dicts as in the file (default: default_vips(mode,
@@ -623,14 +683,24 @@ class Topology:
         control: dicts merged over the defaults ({"client": {...}} for ports).
         The control socket lives in the temp dir. flow_capacity is 65536
         rather than the example's 1M: a 1M-entry table per worker takes many
-        seconds to set up under --no-huge on a loaded 2-core box. Returns the path.
+        seconds to set up under --no-huge on a loaded 2-core box. pmd: the
+        ports' DPDK driver, "af_packet" or "af_xdp" (default: the topology's;
+        af_xdp only with workers=1). Returns the path.
         """
+        pmd = pmd or self.pmd
+        if pmd not in PMDS:
+            raise TopologyError(f"pmd must be one of {PMDS}, not {pmd!r}")
         path = Path(path) if path else self.tmpdir / "ferry.conf"
         vips = vips if vips is not None else self.default_vips(mode, scheduler, health, udp)
         vips = [v if "mode" in v else dict(v, mode=mode) for v in vips]
+        if pmd == "af_xdp" and workers != 1:
+            # DPDK 22.11's af_xdp PMD sizes queue_count by the device's
+            # "combined" channels (ETHTOOL_GCHANNELS); veth has separate rx/tx
+            # channels only, so the PMD refuses anything above 1: "Specified
+            # queue count 2 is larger than combined queue count 1."
+            raise TopologyError("net_af_xdp on a veth has one queue: use workers=1 (or af_packet)")
         port_list = [
-            {"name": name, "device": f"net_af_packet{n}",
-             "devargs": f"net_af_packet{n},iface={ifname},qpairs={workers}",
+            {"name": name, **port_device(pmd, n, ifname, workers),
              "address": addr, "mtu": 1500, "exception_path": exception_path,
              "exception_iface": f"fe-host-{short}"}
             for n, (name, short, ifname, addr) in enumerate((
@@ -821,6 +891,19 @@ def kernel_lb_ruleset(vip, backends, services, method="random"):
             "  chain prerouting {\n"
             "    type nat hook prerouting priority dstnat; policy accept;\n"
             + "\n".join(rules) + "\n  }\n}\n")
+
+
+def port_device(pmd, n, ifname, queues):
+    """`device` and `devargs` of Ferry's port number n on veth `ifname`.
+
+    af_xdp: one AF_XDP socket per queue from queue 0. The PMD loads libxdp's
+    default program (without bpffs mounted, libxdp loads it without its
+    multi-program dispatcher); veth runs it natively (`ip link` shows "xdp",
+    not "xdpgeneric"), in copy mode: veth has no zero-copy AF_XDP."""
+    if pmd == "af_xdp":
+        return {"device": f"net_af_xdp{n}",
+                "devargs": f"net_af_xdp{n},iface={ifname},start_queue=0,queue_count={queues}"}
+    return {"device": f"net_af_packet{n}", "devargs": f"net_af_packet{n},iface={ifname},qpairs={queues}"}
 
 
 def dpdk_telemetry(prefix, cmd, timeout=5.0):
