@@ -221,7 +221,7 @@ void Dataplane::setup_workers() {
         w->flows = std::make_unique<flow::FlowTable>(cfg_->workers.flow_capacity);
         for (size_t i = 0; i < ports_.size(); ++i)
             w->nat_ports.emplace_back(flow::ports_for_worker(kNatFirstPort, kNatLastPort, n, idx),
-                                      uint32_t(rte_rand()));
+                                      uint32_t(rte_rand()), kMaxBackends);
         w->backend_counters.resize(kMaxBackends);
         w->vip_counters.resize(kMaxVips);
         w->tx.assign(max_port_id + 1u, nullptr);

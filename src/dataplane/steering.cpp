@@ -98,16 +98,28 @@ void Steering::end_flow(uint32_t slot) {
     t.remove_with_peer(fwd);
 }
 
-bool Steering::pick_nat_port(const BackendEntry& be, uint8_t nat_addr, uint8_t proto, uint16_t& port_net) {
+bool Steering::pick_nat_port(const Snapshot& snap, uint32_t backend_id, const BackendEntry& be, uint8_t nat_addr,
+                             uint8_t proto, uint32_t now_ms, uint16_t& port_net) {
     const uint32_t local_ip = x_.local_ips[nat_addr];
-    const flow::FlowTable& t = *x_.flows;
+    flow::FlowTable& t = *x_.flows;
+    const auto timeouts = timeouts_of(snap);
     uint16_t port = 0;
-    // Free towards this backend while no reply entry backend -> local:port exists.
+    // Free towards this backend while no reply entry backend -> local:port
+    // exists, or while the flow holding it has expired (the sweep has not
+    // reached it yet): then it gives way at once.
     const bool ok = (*x_.nat_ports)[nat_addr].pick(
         [&](uint16_t candidate) {
-            return t.lookup(flow::FlowKey::v4(be.ip, local_ip, be.port, htons(candidate), proto)) == flow::kNoPeer;
+            const uint32_t slot = t.lookup(flow::FlowKey::v4(be.ip, local_ip, be.port, htons(candidate), proto));
+            if (slot == flow::kNoPeer) return true;
+            const flow::FlowValue& r = t.entry(slot).value;
+            if (!r.is_reply || !t.occupied(r.peer)) return false;
+            const flow::FlowValue& f = t.entry(r.peer).value;
+            if (f.is_reply || !flow::FlowTable::expired(f, now_ms, timeouts(f.vip_id))) return false;
+            end_flow(slot);
+            ++x_.counters->flows_expired;
+            return true;
         },
-        port);
+        port, backend_id);
     port_net = htons(port);
     return ok;
 }
@@ -146,7 +158,7 @@ ToBackend Steering::open_flow(const Snapshot& snap, uint32_t vip_id, const VipEn
     uint8_t nat_addr = 0;
     if (nat) {
         nat_addr = be.egress_port < x_.index_of_port.size() ? x_.index_of_port[be.egress_port] : 0;
-        if (nat_addr >= x_.local_ips.size() || !pick_nat_port(be, nat_addr, p.proto, out.nat_port)) {
+        if (nat_addr >= x_.local_ips.size() || !pick_nat_port(snap, out.backend_id, be, nat_addr, p.proto, now_ms, out.nat_port)) {
             out.drop = Drop::nat_ports_exhausted;
             return out;
         }

@@ -2,7 +2,7 @@
 
 namespace ferry::flow {
 
-NatPortAllocator::NatPortAllocator(std::vector<uint16_t> ports, uint32_t start) {
+NatPortAllocator::NatPortAllocator(std::vector<uint16_t> ports, uint32_t start, uint32_t lanes) {
     // Keep the first copy of each port, in the given order (a duplicate would
     // only make the walk uneven).
     std::vector<bool> seen(65536, false);
@@ -13,7 +13,10 @@ NatPortAllocator::NatPortAllocator(std::vector<uint16_t> ports, uint32_t start) 
         ports_.push_back(p);
     }
     ports_.shrink_to_fit();
-    cursor_ = ports_.empty() ? 0 : start % uint32_t(ports_.size());
+    // Lane 0 starts at `start`; the others spread out from there.
+    cursors_.resize(lanes == 0 ? 1 : lanes);
+    for (uint32_t lane = 0; lane < cursors_.size(); ++lane)
+        cursors_[lane] = ports_.empty() ? 0 : uint32_t((uint64_t(start) + uint64_t(lane) * 0x9e3779b1u) % ports_.size());
     rng_ ^= uint64_t(start) * 0xbf58476d1ce4e5b9ull;
     if (rng_ == 0) rng_ = 1;
 }

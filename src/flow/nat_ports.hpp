@@ -11,9 +11,12 @@
 // nothing is freed when a flow ends and no per-backend state is kept; the
 // caller's `is_free` looks the reply key up.
 //
-// pick() first offers the port at a cursor that moves on by one with every
-// connection, so a port comes back to the same backend as late as possible
-// (the backend's TIME_WAIT). When that one is taken it tries ports at random
+// pick() first offers the port at the backend's own cursor (a "lane" per
+// backend), which moves on by one with each of that backend's connections, so
+// a port comes back to the same backend only after all the others have been
+// offered to it: as late as possible, for the backend's TIME_WAIT (with one
+// cursor for all backends, a port would come back after 64,512 connections
+// in all, not per backend). When that one is taken it tries ports at random
 // positions, up to kMaxProbes in all: walking on from the cursor instead would
 // grow runs of taken ports per backend (the clustering of linear probing) and
 // refuse connections long before a backend's ports run out. With random
@@ -28,7 +31,7 @@
 namespace ferry::flow {
 
 // One worker's full-NAT source ports on one local address: a fixed list, a
-// cursor and a PRNG. Hot path: no allocation, no division, at most
+// cursor per lane (backend) and a PRNG. Hot path: no allocation, no division, at most
 // kMaxProbes calls of is_free.
 class NatPortAllocator {
 public:
@@ -37,21 +40,24 @@ public:
     // ports: host-order port numbers this worker owns (duplicates are dropped,
     // order kept). `start` picks the first position (e.g. a random number),
     // so restarts and workers do not all begin at the same port; it also
-    // seeds the random probes.
-    explicit NatPortAllocator(std::vector<uint16_t> ports, uint32_t start = 0);
+    // seeds the random probes. `lanes`: how many cursors (backend ids
+    // 0..lanes-1); each starts at its own position.
+    explicit NatPortAllocator(std::vector<uint16_t> ports, uint32_t start = 0, uint32_t lanes = 1);
 
-    // Stores in `port` (host order) the next port for which is_free(port) is
-    // true, trying at most kMaxProbes ports. False when none of them was free
+    // Stores in `port` (host order) the next port of `lane` (the backend id;
+    // lanes beyond the last share lane 0) for which is_free(port) is true,
+    // trying at most kMaxProbes ports. False when none of them was free
     // (counted in exhausted()) or the list is empty.
     template <typename IsFree>
-    bool pick(IsFree&& is_free, uint16_t& port) {
+    bool pick(IsFree&& is_free, uint16_t& port, uint32_t lane = 0) {
         const uint32_t n = uint32_t(ports_.size());
         if (n == 0) {
             ++exhausted_;
             return false;
         }
-        uint16_t candidate = ports_[cursor_];
-        if (++cursor_ == n) cursor_ = 0;
+        uint32_t& cursor = cursors_[lane < cursors_.size() ? lane : 0];
+        uint16_t candidate = ports_[cursor];
+        if (++cursor == n) cursor = 0;
         for (uint32_t i = 1;; ++i) {
             if (is_free(candidate)) {
                 port = candidate;
@@ -72,7 +78,7 @@ public:
 
 private:
     std::vector<uint16_t> ports_;
-    uint32_t cursor_ = 0;
+    std::vector<uint32_t> cursors_;  // by lane; at least one
     uint64_t rng_ = 0x9e3779b97f4a7c15ull;  // xorshift64 state, never 0
     uint64_t exhausted_ = 0;
 };

@@ -74,7 +74,7 @@ struct Rig {
     Drop last_drop = Drop::count_;
 
     Rig(ForwardMode mode, uint32_t capacity) : flows(std::make_unique<flow::FlowTable>(capacity)) {
-        nat.emplace_back(flow::ports_for_worker(1024, 65535, 1, 0), 12345);
+        nat.emplace_back(flow::ports_for_worker(1024, 65535, 1, 0), 12345, kMaxBackends);  // as the worker
         VipEntry v;
         v.present = true;
         v.ip = htonl(kVip);
@@ -254,6 +254,7 @@ void BM_Established(benchmark::State& state) {
 BENCHMARK(BM_Established)
     ->ArgNames({"dnat", "flows"})
     ->Args({0, 1000})
+    ->Args({0, 100'000})
     ->Args({0, 1'000'000})
     ->Args({1, 1000})
     ->Args({1, 1'000'000});

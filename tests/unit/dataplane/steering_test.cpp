@@ -206,6 +206,20 @@ TEST(Steering, ExpiredFlowsTheSweepHasNotReachedMakeRoom) {
               int64_t(r.flows.size() / 2));
 }
 
+TEST(Steering, ANatPortHeldByAnExpiredFlowGivesWay) {
+    // Four ports, one backend: four connections take them all; once those
+    // flows are past their SYN timeout (no sweep has run), a new connection
+    // gets a port at once and the old flow is gone.
+    Rig r(1, ForwardMode::nat, SchedulerKind::maglev, port_range(7000, 4));
+    for (uint16_t i = 0; i < 4; ++i) ASSERT_TRUE(r.syn(0xc0a80001, uint16_t(30000 + i)).forward());
+    EXPECT_EQ(r.syn(0xc0a80001, 30010).drop, Drop::nat_ports_exhausted);
+    r.now += 10'001;
+    const ToBackend to = r.syn(0xc0a80001, 30011);
+    ASSERT_TRUE(to.forward());
+    EXPECT_GE(r.counters.flows_expired, 1u);
+    EXPECT_EQ(r.backend_counters[0].active_flows, int64_t(r.flows.size() / 2));
+}
+
 TEST(Steering, NonSynWithoutFlow) {
     Rig nat(3, ForwardMode::nat, SchedulerKind::maglev, port_range(5000, 100));
     const ToBackend a = nat.send(Rig::client_packet(0xc0a80001, 40000, packet::kTcpAck));

@@ -117,6 +117,35 @@ TEST(NatPortAllocator, ReusesAPortForTheSameBackendAsLateAsPossible) {
     EXPECT_EQ(order, (std::vector<uint16_t>{1, 2, 3, 4, 5})) << "a freed port waits for the walk to come round";
 }
 
+TEST(NatPortAllocator, EachLaneWalksThePortsOnItsOwn) {
+    // Two backends (lanes) whose connections alternate and end at once: each
+    // sees every port before any comes back to it, so a port returns to a
+    // backend after 5 of *its* connections, not after 5 in all.
+    NatPortAllocator a({1, 2, 3, 4, 5}, 0, 2);
+    Taken t;
+    uint16_t p = 0;
+    std::map<int, std::vector<uint16_t>> order;
+    for (int i = 0; i < 10; ++i) {
+        for (int b = 0; b < 2; ++b) {
+            auto& used = t.by_backend[b];
+            ASSERT_TRUE(a.pick([&](uint16_t c) { return used.count(c) == 0; }, p, uint32_t(b)));
+            order[b].push_back(p);
+        }
+    }
+    for (int b = 0; b < 2; ++b) {
+        const auto& o = order[b];
+        for (size_t i = 5; i < o.size(); ++i) EXPECT_EQ(o[i], o[i - 5]) << "backend " << b;
+        EXPECT_EQ(std::set<uint16_t>(o.begin(), o.begin() + 5).size(), 5u) << "backend " << b;
+    }
+    EXPECT_NE(order[0][0], order[1][0]) << "lanes start at different ports";
+    // A lane past the last shares lane 0.
+    NatPortAllocator one({7, 8}, 0, 1);
+    ASSERT_TRUE(one.pick([](uint16_t) { return true; }, p, 99));
+    EXPECT_EQ(p, 7);
+    ASSERT_TRUE(one.pick([](uint16_t) { return true; }, p, 0));
+    EXPECT_EQ(p, 8);
+}
+
 TEST(NatPortAllocator, DuplicatesAndEmpty) {
     NatPortAllocator dup({5, 6, 5, 6, 7});
     EXPECT_EQ(dup.size(), 3u);
