@@ -1,6 +1,8 @@
 // Latency factor; the header documents the formula and the rules.
 #include "balance/latency_factor.hpp"
 
+#include "balance/factor_smoothing.hpp"
+
 #include <algorithm>
 #include <cmath>
 #include <cstdio>
@@ -16,9 +18,6 @@ void require(bool ok, const char* what) {
 
 bool usable(double v) { return std::isfinite(v) && v >= 0; }
 bool positive(const std::optional<double>& v) { return v && std::isfinite(*v) && *v > 0; }
-
-// Hysteresis comparisons tolerate rounding, as in load_factor.cpp.
-constexpr double kSlack = 1e-9;
 
 }  // namespace
 
@@ -92,19 +91,7 @@ bool LatencyFactor::update(std::optional<double> reference, std::optional<double
     reference_ = positive(reference) ? reference : std::nullopt;
     own_ = positive(own) ? own : std::nullopt;
     raw_ = raw_factor(cfg_, reference_, own_);
-    smoothed_ = cfg_.alpha * raw_ + (1.0 - cfg_.alpha) * smoothed_;
-    const double snap = cfg_.hysteresis / 10;
-    if (smoothed_ >= 1.0 - snap) smoothed_ = 1.0;
-    if (smoothed_ <= cfg_.floor + snap) smoothed_ = cfg_.floor;
-    smoothed_ = std::clamp(smoothed_, cfg_.floor, 1.0);
-
-    const bool moved = std::abs(smoothed_ - published_) >= cfg_.hysteresis - kSlack;
-    const bool reached_bound = (smoothed_ == 1.0 || smoothed_ == cfg_.floor) && smoothed_ != published_;
-    if (smoothed_ != published_ && (moved || reached_bound)) {
-        published_ = smoothed_;
-        return true;
-    }
-    return false;
+    return smooth_and_publish(raw_, cfg_.alpha, cfg_.floor, cfg_.hysteresis, smoothed_, published_);
 }
 
 void LatencyFactor::reset() noexcept {

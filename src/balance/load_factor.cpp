@@ -1,6 +1,8 @@
 // Load factor and slow start; the header documents the formula and the rules.
 #include "balance/load_factor.hpp"
 
+#include "balance/factor_smoothing.hpp"
+
 #include <algorithm>
 #include <cmath>
 #include <cstdio>
@@ -17,8 +19,6 @@ void require(bool ok, const char* what) {
 
 bool in(double v, double lo, double hi) { return v >= lo && v <= hi; }
 
-// Hysteresis comparisons tolerate rounding: 0.55 - 0.5 is 0.04999999999999993.
-constexpr double kSlack = 1e-9;
 
 }  // namespace
 
@@ -56,19 +56,7 @@ bool LoadFactor::update(const LoadSignals& s) {
     if (!any) return false;
 
     raw_ = raw_factor(cfg_, waiting_.value_or(0.0), kv_.value_or(0.0));
-    smoothed_ = cfg_.alpha * raw_ + (1.0 - cfg_.alpha) * smoothed_;
-    const double snap = cfg_.hysteresis / 10;
-    if (smoothed_ >= 1.0 - snap) smoothed_ = 1.0;
-    if (smoothed_ <= cfg_.floor + snap) smoothed_ = cfg_.floor;
-    smoothed_ = std::clamp(smoothed_, cfg_.floor, 1.0);
-
-    const bool moved = std::abs(smoothed_ - published_) >= cfg_.hysteresis - kSlack;
-    const bool reached_bound = (smoothed_ == 1.0 || smoothed_ == cfg_.floor) && smoothed_ != published_;
-    if (smoothed_ != published_ && (moved || reached_bound)) {
-        published_ = smoothed_;
-        return true;
-    }
-    return false;
+    return smooth_and_publish(raw_, cfg_.alpha, cfg_.floor, cfg_.hysteresis, smoothed_, published_);
 }
 
 void LoadFactor::reset() noexcept {
