@@ -39,8 +39,7 @@ uint32_t Steering::pick_by_table(const VipEntry& vip, const packet::Parsed& p) {
     return vip.table[h % vip.table.size()];
 }
 
-uint32_t Steering::pick_backend(const Snapshot& snap, uint32_t vip_id, const VipEntry& vip,
-                                const packet::Parsed& p) {
+uint32_t Steering::pick_backend(const Snapshot& snap, uint32_t vip_id, const VipEntry& vip, const packet::Parsed& p) {
     switch (vip.scheduler) {
         case SchedulerKind::maglev: break;
         case SchedulerKind::round_robin: {
@@ -158,7 +157,8 @@ ToBackend Steering::open_flow(const Snapshot& snap, uint32_t vip_id, const VipEn
     uint8_t nat_addr = 0;
     if (nat) {
         nat_addr = be.egress_port < x_.index_of_port.size() ? x_.index_of_port[be.egress_port] : 0;
-        if (nat_addr >= x_.local_ips.size() || !pick_nat_port(snap, out.backend_id, be, nat_addr, p.proto, now_ms, out.nat_port)) {
+        if (nat_addr >= x_.local_ips.size() ||
+            !pick_nat_port(snap, out.backend_id, be, nat_addr, p.proto, now_ms, out.nat_port)) {
             out.drop = Drop::nat_ports_exhausted;
             return out;
         }
@@ -230,8 +230,8 @@ ToBackend Steering::to_backend(const Snapshot& snap, uint32_t vip_id, const pack
     uint32_t slot = t.lookup(key, hash);
     if (slot != flow::kNoPeer) {
         const flow::FlowValue& v = t.entry(slot).value;
-        bool stale = flow::FlowTable::expired(v, now_ms, vip.timeouts) ||
-                     (syn && v.state == uint8_t(flow::FlowState::closing));
+        bool stale =
+            flow::FlowTable::expired(v, now_ms, vip.timeouts) || (syn && v.state == uint8_t(flow::FlowState::closing));
         if (v.backend_id < snap.backends.size() && snap.backends[v.backend_id].drop_flows) stale = true;
         if (stale) {
             end_flow(slot);
@@ -313,14 +313,13 @@ uint32_t Steering::sweep(const Snapshot& snap, uint32_t budget, uint32_t now_ms)
     return x_.flows->sweep(budget, now_ms, timeouts_of(snap), [&](const flow::FlowEntry& e) { release(e); });
 }
 
-uint32_t Steering::insert(const Snapshot& snap, const flow::FlowKey& key, const flow::FlowValue& v,
-                          uint32_t now_ms) {
+uint32_t Steering::insert(const Snapshot& snap, const flow::FlowKey& key, const flow::FlowValue& v, uint32_t now_ms) {
     flow::FlowTable& t = *x_.flows;
     const uint32_t slot = t.insert(key, v);
     if (slot != flow::kNoPeer) return slot;
     // No room: flows that expired but the sweep has not reached yet give way.
-    const uint32_t freed = t.reclaim(flow::FlowTable::hash(key), now_ms, timeouts_of(snap),
-                                     [&](const flow::FlowEntry& e) { release(e); });
+    const uint32_t freed =
+        t.reclaim(flow::FlowTable::hash(key), now_ms, timeouts_of(snap), [&](const flow::FlowEntry& e) { release(e); });
     x_.counters->flows_expired += freed;
     return freed != 0 ? t.insert(key, v) : flow::kNoPeer;
 }

@@ -22,25 +22,25 @@
 namespace ferry::dp {
 
 inline constexpr uint32_t kMaxBackends = 16384;  // stable backend ids per process
-inline constexpr uint32_t kMaxVips = 1024;        // stable VIP ids per process
+inline constexpr uint32_t kMaxVips = 1024;       // stable VIP ids per process
 
 // Where a VIP packet goes, from Steering::to_backend().
 struct ToBackend {
     Drop drop = Drop::count_;  // count_: forward it; anything else: drop it for this reason
     uint32_t backend_id = kNone;
-    uint32_t nat_ip = 0;       // full NAT: local source address (network order)
-    uint16_t nat_port = 0;     // full NAT: local source port (network order); 0 = dnat
+    uint32_t nat_ip = 0;            // full NAT: local source address (network order)
+    uint16_t nat_port = 0;          // full NAT: local source port (network order); 0 = dnat
     uint32_t slot = flow::kNoPeer;  // the flow's forward entry; kNoPeer when stateless
     bool forward() const { return drop == Drop::count_; }
 };
 
 // Where a backend's reply goes, from Steering::to_client().
 struct ToClient {
-    uint32_t client_ip = 0;    // network order
+    uint32_t client_ip = 0;  // network order
     uint32_t vip_ip = 0;
     uint16_t client_port = 0;  // network order
     uint16_t vip_port = 0;
-    bool full_nat = false;     // restore the client as destination too
+    bool full_nat = false;  // restore the client as destination too
 };
 
 // What one Steering works on: its worker's table, ports and counters, and
@@ -49,11 +49,11 @@ struct SteeringParts {
     flow::FlowTable* flows = nullptr;
     std::vector<flow::NatPortAllocator>* nat_ports = nullptr;  // by local address index
     WorkerCounters* counters = nullptr;
-    BackendCounters* backend_counters = nullptr;  // kMaxBackends entries
-    VipCounters* vip_counters = nullptr;          // kMaxVips entries
+    BackendCounters* backend_counters = nullptr;               // kMaxBackends entries
+    VipCounters* vip_counters = nullptr;                       // kMaxVips entries
     std::vector<const BackendCounters*> all_backend_counters;  // every worker's, this one's included
-    std::vector<uint32_t> local_ips;     // by local address index, network order
-    std::vector<uint8_t> index_of_port;  // DPDK port id -> local address index
+    std::vector<uint32_t> local_ips;                           // by local address index, network order
+    std::vector<uint8_t> index_of_port;                        // DPDK port id -> local address index
     uint32_t worker_index = 0;
     uint32_t worker_count = 1;
 };

@@ -16,7 +16,8 @@ NatPortAllocator::NatPortAllocator(std::vector<uint16_t> ports, uint32_t start, 
     // Lane 0 starts at `start`; the others spread out from there.
     cursors_.resize(lanes == 0 ? 1 : lanes);
     for (uint32_t lane = 0; lane < cursors_.size(); ++lane)
-        cursors_[lane] = ports_.empty() ? 0 : uint32_t((uint64_t(start) + uint64_t(lane) * 0x9e3779b1u) % ports_.size());
+        cursors_[lane] =
+            ports_.empty() ? 0 : uint32_t((uint64_t(start) + uint64_t(lane) * 0x9e3779b1u) % ports_.size());
     rng_ ^= uint64_t(start) * 0xbf58476d1ce4e5b9ull;
     if (rng_ == 0) rng_ = 1;
 }

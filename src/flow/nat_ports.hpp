@@ -78,7 +78,7 @@ public:
 
 private:
     std::vector<uint16_t> ports_;
-    std::vector<uint32_t> cursors_;  // by lane; at least one
+    std::vector<uint32_t> cursors_;         // by lane; at least one
     uint64_t rng_ = 0x9e3779b97f4a7c15ull;  // xorshift64 state, never 0
     uint64_t exhausted_ = 0;
 };

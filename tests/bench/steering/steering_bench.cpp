@@ -229,8 +229,7 @@ void BM_Established(benchmark::State& state) {
         client(i, ip, port);
         syn.set(ip, port, packet::kTcpSyn);
         if (!r.handle(syn.b.data(), 54, 1000)) {
-            const std::string why = "could not open flow " + std::to_string(i) + ": " +
-                                    to_string(r.last_drop);
+            const std::string why = "could not open flow " + std::to_string(i) + ": " + to_string(r.last_drop);
             state.SkipWithError(why.c_str());
             return;
         }

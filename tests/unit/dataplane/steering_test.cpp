@@ -43,7 +43,7 @@ struct Rig {
             BackendEntry be;
             be.ip = ip(0x0a4d020b + b);  // 10.77.2.11 + b
             be.port = htons(8000);
-            be.egress_port = 3;          // DPDK port id of local address 0
+            be.egress_port = 3;  // DPDK port id of local address 0
             be.nexthop_ip = be.ip;
             be.state = BackendState::up;
             be.known = true;
@@ -145,7 +145,7 @@ TEST(Steering, SynToSynAckTimeIsCountedPerBackend) {
     ToClient back;
     r.steer->set_now_us(0x10u);  // 32 us after a's SYN, across the wrap
     ASSERT_TRUE(r.reply(a, packet::kTcpSyn | packet::kTcpAck, back));
-    r.steer->set_now_us(350);    // 250 us after b's SYN
+    r.steer->set_now_us(350);  // 250 us after b's SYN
     ASSERT_TRUE(r.reply(b, packet::kTcpSyn | packet::kTcpAck, back));
     // A retransmitted SYN-ACK (the flow is established) is not timed again.
     r.steer->set_now_us(9000);
@@ -201,9 +201,9 @@ TEST(Steering, ExpiredFlowsTheSweepHasNotReachedMakeRoom) {
     const uint64_t expired_before = r.counters.flows_expired;
     EXPECT_TRUE(r.syn(0xc0a80002, 2).forward());
     EXPECT_GT(r.counters.flows_expired, expired_before);
-    EXPECT_EQ(r.backend_counters[0].active_flows + r.backend_counters[1].active_flows +
-                  r.backend_counters[2].active_flows,
-              int64_t(r.flows.size() / 2));
+    EXPECT_EQ(
+        r.backend_counters[0].active_flows + r.backend_counters[1].active_flows + r.backend_counters[2].active_flows,
+        int64_t(r.flows.size() / 2));
 }
 
 TEST(Steering, ANatPortHeldByAnExpiredFlowGivesWay) {
@@ -262,8 +262,8 @@ TEST(Steering, FinsFromBothSidesCloseTheFlow) {
     ToClient back;
     ASSERT_TRUE(r.reply(to, packet::kTcpSyn | packet::kTcpAck, back));
     ASSERT_TRUE(r.send(Rig::client_packet(0xc0a80001, 40000, packet::kTcpFin | packet::kTcpAck)).forward());
-    const auto fwd = r.flows.lookup(flow::FlowKey::v4(ip(0xc0a80001), ip(kVipIp), htons(40000), htons(kVipPort),
-                                                      IPPROTO_TCP));
+    const auto fwd =
+        r.flows.lookup(flow::FlowKey::v4(ip(0xc0a80001), ip(kVipIp), htons(40000), htons(kVipPort), IPPROTO_TCP));
     ASSERT_NE(fwd, flow::kNoPeer);
     EXPECT_EQ(r.flows.entry(fwd).value.state, uint8_t(flow::FlowState::established));
     ASSERT_TRUE(r.reply(to, packet::kTcpFin | packet::kTcpAck, back));
@@ -280,8 +280,8 @@ TEST(Steering, LeastConnCountsEveryWorkersFlows) {
 TEST(Steering, ReplyEntryOnlyAnswersReplies) {
     Rig r(1, ForwardMode::nat, SchedulerKind::maglev, port_range(5000, 100));
     ASSERT_TRUE(r.syn(0xc0a80001, 40000).forward());
-    const auto fwd = r.flows.lookup(flow::FlowKey::v4(ip(0xc0a80001), ip(kVipIp), htons(40000), htons(kVipPort),
-                                                      IPPROTO_TCP));
+    const auto fwd =
+        r.flows.lookup(flow::FlowKey::v4(ip(0xc0a80001), ip(kVipIp), htons(40000), htons(kVipPort), IPPROTO_TCP));
     ToClient back;
     EXPECT_FALSE(r.steer->to_client(Rig::client_packet(0xc0a80001, 40000, packet::kTcpAck), fwd, 60, r.now, back));
 }
