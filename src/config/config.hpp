@@ -107,6 +107,16 @@ enum class LatencySignal : uint8_t {
     ttft,     // server-reported time to first token (scraped histogram)
     tpot,     // server-reported time per output token (scraped histogram)
 };
+// The signal's name as the config file spells it.
+inline const char* to_string(LatencySignal s) {
+    switch (s) {
+        case LatencySignal::connect: return "connect";
+        case LatencySignal::probe: return "probe";
+        case LatencySignal::ttft: return "ttft";
+        case LatencySignal::tpot: return "tpot";
+    }
+    return "?";
+}
 
 // Latency-aware weights for a VIP's backends: a backend slower than the VIP's reference (the lower
 // median of its healthy backends) gets its weight scaled by clamp((ref / own)^sensitivity, floor, 1),

@@ -824,7 +824,7 @@ private:
                                 (ttft ? v.load_aware.format == LoadMetricsFormat::triton
                                       : v.load_aware.format == LoadMetricsFormat::tgi);
             if (set ? set->empty() : !preset)
-                error(at, label + ": latency_aware signal \"" + std::string(ttft ? "ttft" : "tpot") +
+                error(at, label + ": latency_aware signal \"" + std::string(to_string(s)) +
                               "\" needs a histogram to read: set load_aware '" + (ttft ? "ttft_metric" : "tpot_metric") +
                               "' (this format has none)");
         }

@@ -331,10 +331,7 @@ void ControlPlane::tick_latency(uint64_t) {
     for (const auto& v : cfg_->vips) {
         if (!v.latency_aware.enabled) continue;
         uint32_t vid = ids_.vip_id(v.endpoint, v.proto);
-        const char* signal = v.latency_aware.signal == LatencySignal::connect ? "connect"
-                             : v.latency_aware.signal == LatencySignal::probe ? "probe"
-                             : v.latency_aware.signal == LatencySignal::ttft  ? "ttft"
-                                                                              : "tpot";
+        const char* signal = to_string(v.latency_aware.signal);
         std::vector<std::pair<uint32_t, std::optional<double>>> own;
         std::vector<double> healthy;
         for (const auto& b : v.backends) {

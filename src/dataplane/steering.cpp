@@ -101,22 +101,17 @@ bool Steering::pick_nat_port(const Snapshot& snap, uint32_t backend_id, const Ba
                              uint8_t proto, uint32_t now_ms, uint16_t& port_net) {
     const uint32_t local_ip = x_.local_ips[nat_addr];
     flow::FlowTable& t = *x_.flows;
-    const auto timeouts = timeouts_of(snap);
     uint16_t port = 0;
     // Free towards this backend while no reply entry backend -> local:port
-    // exists, or while the flow holding it has expired (the sweep has not
-    // reached it yet): then it gives way at once.
+    // exists, or once the flow holding it has expired (the sweep has not
+    // reached it yet) and gave way.
     const bool ok = (*x_.nat_ports)[nat_addr].pick(
         [&](uint16_t candidate) {
             const uint32_t slot = t.lookup(flow::FlowKey::v4(be.ip, local_ip, be.port, htons(candidate), proto));
             if (slot == flow::kNoPeer) return true;
-            const flow::FlowValue& r = t.entry(slot).value;
-            if (!r.is_reply || !t.occupied(r.peer)) return false;
-            const flow::FlowValue& f = t.entry(r.peer).value;
-            if (f.is_reply || !flow::FlowTable::expired(f, now_ms, timeouts(f.vip_id))) return false;
-            end_flow(slot);
-            ++x_.counters->flows_expired;
-            return true;
+            x_.counters->flows_expired += t.reclaim_slot(slot, now_ms, timeouts_of(snap),
+                                                          [&](const flow::FlowEntry& e) { release(e); });
+            return !t.occupied(slot);
         },
         port, backend_id);
     port_net = htons(port);

@@ -57,8 +57,6 @@ struct Preparsed {
 class Worker {
 public:
     Worker(Dataplane& dp, WorkerContext& w) : dp_(dp), w_(w), c_(w.counters), steer_(steering_parts(dp, w)) {
-        hz_per_ms_ = rte_get_tsc_hz() / 1000;
-        if (hz_per_ms_ == 0) hz_per_ms_ = 1;
         hz_per_us_ = rte_get_tsc_hz() / 1'000'000;
         if (hz_per_us_ == 0) hz_per_us_ = 1;
         for (size_t i = 0; i < dp.ports().size(); ++i) port_index_[dp.ports()[i].port_id] = uint8_t(i);
@@ -105,7 +103,6 @@ private:
     WorkerCounters& c_;
     const Snapshot* snap_ = nullptr;
     uint32_t now_ms_ = 0;
-    uint64_t hz_per_ms_ = 1;
     uint64_t hz_per_us_ = 1;
     uint32_t n_workers_ = 1;
     uint32_t idle_sleep_us_ = 0;
@@ -374,8 +371,9 @@ void Worker::run() {
     while (!dp_.quit.load(std::memory_order_relaxed)) {
         snap_ = dp_.snapshot();
         const uint64_t tsc = rte_get_tsc_cycles();
-        now_ms_ = uint32_t(tsc / hz_per_ms_);
-        steer_.set_now_us(uint32_t(tsc / hz_per_us_));  // handshake times (connect latency)
+        const uint64_t now_us = tsc / hz_per_us_;
+        now_ms_ = uint32_t(now_us / 1000);
+        steer_.set_now_us(uint32_t(now_us));  // handshake times (connect latency)
         uint32_t work = 0;
 
         // Frames the control thread wants sent (ARP requests, gratuitous ARP).

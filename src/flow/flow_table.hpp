@@ -173,6 +173,13 @@ public:
     // refuse a new flow. Returns the number of flows removed.
     template <typename TimeoutsOf, typename OnExpire>
     uint32_t reclaim(uint32_t hash, uint32_t now_ms, TimeoutsOf&& timeouts_of, OnExpire&& on_expire);
+    // The same for the one occupied `slot`: removes its flow if expired (a
+    // reply entry answers for its forward entry), or the entry alone if it is
+    // an orphaned reply. Returns the number of flows removed (0 or 1).
+    template <typename TimeoutsOf, typename OnExpire>
+    uint32_t reclaim_slot(uint32_t slot, uint32_t now_ms, TimeoutsOf&& timeouts_of, OnExpire&& on_expire) {
+        return expire_slot(slot, true, now_ms, timeouts_of, on_expire);
+    }
 
     // Visits every occupied slot: fn(slot, entry). Control/debug use only.
     template <typename Fn>
