@@ -109,8 +109,8 @@ bool Steering::pick_nat_port(const Snapshot& snap, uint32_t backend_id, const Ba
         [&](uint16_t candidate) {
             const uint32_t slot = t.lookup(flow::FlowKey::v4(be.ip, local_ip, be.port, htons(candidate), proto));
             if (slot == flow::kNoPeer) return true;
-            x_.counters->flows_expired += t.reclaim_slot(slot, now_ms, timeouts_of(snap),
-                                                          [&](const flow::FlowEntry& e) { release(e); });
+            x_.counters->flows_expired +=
+                t.reclaim_slot(slot, now_ms, timeouts_of(snap), [&](const flow::FlowEntry& e) { release(e); });
             return !t.occupied(slot);
         },
         port, backend_id);
