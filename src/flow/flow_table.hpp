@@ -124,6 +124,9 @@ public:
     FlowTable& operator=(const FlowTable&) = delete;
 
     static uint32_t hash(const FlowKey& key);  // exposed for bulk callers and tests
+    // hash(FlowKey::v4(...)), computed from the fields without building the key.
+    static uint32_t hash_v4(uint32_t src_ip_net, uint32_t dst_ip_net, uint16_t src_port_net,
+                            uint16_t dst_port_net, uint8_t proto);
 
     // Slot of the entry with this key, or kNoPeer. Does not check expiry.
     uint32_t lookup(const FlowKey& key) const;
@@ -199,6 +202,7 @@ private:
     template <typename TimeoutsOf, typename OnExpire>
     uint32_t expire_slot(uint32_t slot, bool follow_reply, uint32_t now_ms, TimeoutsOf& timeouts_of,
                          OnExpire& on_expire);
+    static uint32_t hash_words(uint64_t w0, uint64_t w1, uint64_t w2, uint64_t w3, uint64_t w4);
     uint32_t bucket_of(uint32_t hash, int which) const;
     uint16_t sig_of(uint32_t hash) const;
 

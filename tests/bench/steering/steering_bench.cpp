@@ -112,8 +112,9 @@ struct Rig {
     bool handle(uint8_t* data, size_t len, uint32_t now_ms) {
         packet::Parsed p;
         if (packet::parse(data, len, p) != packet::ParseResult::ok) return false;
-        const flow::FlowKey key = flow::FlowKey::v4(p.src_ip, p.dst_ip, p.src_port, p.dst_port, p.proto);
-        return steer_parsed(data, p, flow::FlowTable::hash(key), now_ms).forward();
+        return steer_parsed(data, p, flow::FlowTable::hash_v4(p.src_ip, p.dst_ip, p.src_port, p.dst_port, p.proto),
+                            now_ms)
+            .forward();
     }
     ToBackend steer_parsed(uint8_t* data, const packet::Parsed& p, uint32_t hash, uint32_t now_ms) {
         const uint32_t vip = snap.find_vip(p.dst_ip, p.dst_port, p.proto);
@@ -151,7 +152,7 @@ uint32_t run_burst(Rig& r, std::array<Frame, kBurst>& burst, ToBackend* out) {
     for (uint32_t i = 0; i < kBurst; ++i) {
         packet::parse(burst[i].b.data(), 54, parsed[i]);
         const packet::Parsed& p = parsed[i];
-        hash[i] = flow::FlowTable::hash(flow::FlowKey::v4(p.src_ip, p.dst_ip, p.src_port, p.dst_port, p.proto));
+        hash[i] = flow::FlowTable::hash_v4(p.src_ip, p.dst_ip, p.src_port, p.dst_port, p.proto);
         r.flows->prefetch(hash[i]);
     }
     for (uint32_t i = 0; i < kBurst; ++i) r.flows->prefetch_entry(hash[i]);
