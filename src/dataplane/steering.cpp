@@ -107,7 +107,8 @@ bool Steering::pick_nat_port(const Snapshot& snap, uint32_t backend_id, const Ba
     // reached it yet) and gave way.
     const bool ok = (*x_.nat_ports)[nat_addr].pick(
         [&](uint16_t candidate) {
-            const uint32_t slot = t.lookup(flow::FlowKey::v4(be.ip, local_ip, be.port, htons(candidate), proto));
+            const flow::KeyV4 reply = flow::KeyV4::of(be.ip, local_ip, be.port, htons(candidate), proto);
+            const uint32_t slot = t.lookup(reply, flow::FlowTable::hash(reply));
             if (slot == flow::kNoPeer) return true;
             x_.counters->flows_expired +=
                 t.reclaim_slot(slot, now_ms, timeouts_of(snap), [&](const flow::FlowEntry& e) { release(e); });
@@ -221,7 +222,7 @@ ToBackend Steering::to_backend(const Snapshot& snap, uint32_t vip_id, const pack
     flow::FlowTable& t = *x_.flows;
     const bool tcp = p.proto == IPPROTO_TCP;
     const bool syn = tcp && (p.tcp_flags & kSynAck) == packet::kTcpSyn;
-    const flow::FlowKey key = flow::FlowKey::v4(p.src_ip, p.dst_ip, p.src_port, p.dst_port, p.proto);
+    const flow::KeyV4 key = key_v4(p);
     uint32_t slot = t.lookup(key, hash);
     if (slot != flow::kNoPeer) {
         const flow::FlowValue& v = t.entry(slot).value;
@@ -237,7 +238,7 @@ ToBackend Steering::to_backend(const Snapshot& snap, uint32_t vip_id, const pack
 
     ToBackend out;
     if (slot == flow::kNoPeer) {
-        out = open_flow(snap, vip_id, vip, p, key, now_ms);
+        out = open_flow(snap, vip_id, vip, p, flow::FlowKey::v4(key), now_ms);
         if (!out.forward()) return out;
     } else {
         flow::FlowValue& v = t.entry(slot).value;

@@ -24,6 +24,11 @@ namespace ferry::dp {
 inline constexpr uint32_t kMaxBackends = 16384;  // stable backend ids per process
 inline constexpr uint32_t kMaxVips = 1024;       // stable VIP ids per process
 
+// A parsed IPv4 packet's flow key, in registers (see flow::KeyV4).
+inline flow::KeyV4 key_v4(const packet::Parsed& p) {
+    return flow::KeyV4::of(p.src_ip, p.dst_ip, p.src_port, p.dst_port, p.proto);
+}
+
 // Where a VIP packet goes, from Steering::to_backend().
 struct ToBackend {
     Drop drop = Drop::count_;  // count_: forward it; anything else: drop it for this reason

@@ -53,10 +53,6 @@ struct Preparsed {
     uint32_t hash;
 };
 
-flow::FlowKey flow_key(const packet::Parsed& p) {
-    return flow::FlowKey::v4(p.src_ip, p.dst_ip, p.src_port, p.dst_port, p.proto);
-}
-
 // Per-worker state for one loop iteration plus the helpers that act on it.
 class Worker {
 public:
@@ -289,7 +285,7 @@ void Worker::process(rte_mbuf* m, uint16_t in_port, bool handed_off, const Prepa
         default: return drop(m, drop_of(r));
     }
 
-    const uint32_t hash = pre ? pre->hash : flow::FlowTable::hash_v4(p.src_ip, p.dst_ip, p.src_port, p.dst_port, p.proto);
+    const uint32_t hash = pre ? pre->hash : flow::FlowTable::hash(key_v4(p));
     if (p.proto != IPPROTO_ICMP) {
         uint32_t vip = snap_->find_vip(p.dst_ip, p.dst_port, p.proto);
         if (vip != kNone) return forward_vip(m, p, hash, vip, handed_off);
@@ -313,7 +309,7 @@ void Worker::process(rte_mbuf* m, uint16_t in_port, bool handed_off, const Prepa
             uint32_t owner = dp_.nat_port_owner()[ntohs(p.dst_port)];
             if (owner != w_.index) return handoff(m, owner);
         }
-        uint32_t slot = w_.flows->lookup(flow_key(p), hash);
+        uint32_t slot = w_.flows->lookup(key_v4(p), hash);
         if (slot != flow::kNoPeer && reply_flow(m, p, slot)) return;
         return to_exception(m, port);
     }
@@ -324,7 +320,7 @@ void Worker::process(rte_mbuf* m, uint16_t in_port, bool handed_off, const Prepa
         uint32_t owner = owner_of_client(p.dst_ip, p.dst_port);
         if (owner != w_.index) return handoff(m, owner);
     }
-    uint32_t slot = w_.flows->lookup(flow_key(p), hash);
+    uint32_t slot = w_.flows->lookup(key_v4(p), hash);
     if (slot != flow::kNoPeer && reply_flow(m, p, slot)) return;
     to_exception(m, port);
 }
@@ -341,7 +337,7 @@ void Worker::process_burst(rte_mbuf** pkts, uint16_t n, uint16_t in_port) {
         pp.r = packet::parse(rte_pktmbuf_mtod(pkts[i], const uint8_t*), rte_pktmbuf_data_len(pkts[i]), pp.p);
         pp.hash = 0;
         if (pp.r == packet::ParseResult::ok && pp.p.proto != IPPROTO_ICMP) {
-            pp.hash = flow::FlowTable::hash_v4(pp.p.src_ip, pp.p.dst_ip, pp.p.src_port, pp.p.dst_port, pp.p.proto);
+            pp.hash = flow::FlowTable::hash(key_v4(pp.p));
             w_.flows->prefetch(pp.hash);
         }
         ++c_.rx_packets;

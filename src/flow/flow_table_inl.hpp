@@ -33,6 +33,8 @@ inline uint64_t load64(const void* p) {
     return v;
 }
 
+inline void store64(void* p, uint64_t v) { std::memcpy(p, &v, sizeof v); }
+
 #if defined(__SIZEOF_INT128__) && !defined(FERRY_FLOW_PORTABLE_HASH)
 __extension__ typedef unsigned __int128 Uint128;
 
@@ -88,8 +90,15 @@ inline bool key_equal(const FlowKey& a, const FlowKey& b) {
     return d == 0;
 }
 
+inline bool key_equal(const FlowKey& a, const KeyV4& b) {
+    const uint64_t d = (load64(a.src) ^ b.src) | load64(a.src + 8) | (load64(a.dst) ^ b.dst) | load64(a.dst + 8) |
+                       (load64(&a.src_port) ^ b.rest);
+    return d == 0;
+}
+
 // Slot in bucket `b` whose signature is in `mask` and key equals `key`, or kNoPeer.
-inline uint32_t find_in_mask(const FlowEntry* entries, uint32_t b, uint32_t mask, const FlowKey& key) {
+template <typename Key>
+inline uint32_t find_in_mask(const FlowEntry* entries, uint32_t b, uint32_t mask, const Key& key) {
     while (mask != 0) {
         const uint32_t slot = b * FlowTable::kBucketSlots + uint32_t(std::countr_zero(mask));
         if (key_equal(entries[slot].key, key)) return slot;
@@ -100,34 +109,27 @@ inline uint32_t find_in_mask(const FlowEntry* entries, uint32_t b, uint32_t mask
 
 }  // namespace detail
 
-namespace detail {
-
-// The five 64-bit words of an IPv4 FlowKey (src, 0, dst, 0, ports/proto/family),
-// computed in registers. FlowKey::v4 stores them whole and FlowTable::hash_v4
-// hashes them without touching memory: a key written in 4- and 2-byte pieces
-// and read back as 8-byte words stalls on store forwarding (measured: ~30% of
-// an established packet's time in bench_steering).
-struct KeyWordsV4 {
-    uint64_t src, dst, rest;
-};
-
-inline KeyWordsV4 key_words_v4(uint32_t src_ip_net, uint32_t dst_ip_net, uint16_t src_port_net,
-                               uint16_t dst_port_net, uint8_t proto) {
+inline KeyV4 KeyV4::of(uint32_t src_ip_net, uint32_t dst_ip_net, uint16_t src_port_net, uint16_t dst_port_net,
+                      uint8_t proto) {
     static_assert(std::endian::native == std::endian::little, "FlowKey words assume a little-endian host");
-    return KeyWordsV4{src_ip_net, dst_ip_net,
-                      uint64_t(src_port_net) | uint64_t(dst_port_net) << 16 | uint64_t(proto) << 32 |
-                          uint64_t(4) << 40};
+    return KeyV4{src_ip_net, dst_ip_net,
+                 uint64_t(src_port_net) | uint64_t(dst_port_net) << 16 | uint64_t(proto) << 32 | uint64_t(4) << 40};
 }
 
-}  // namespace detail
+inline FlowKey FlowKey::v4(const KeyV4& w) {
+    FlowKey k;  // every byte is written: the IPv6 tails and `pad` are zero
+    auto* b = reinterpret_cast<unsigned char*>(&k);
+    detail::store64(b, w.src);
+    detail::store64(b + 8, 0);
+    detail::store64(b + 16, w.dst);
+    detail::store64(b + 24, 0);
+    detail::store64(b + 32, w.rest);
+    return k;
+}
 
 inline FlowKey FlowKey::v4(uint32_t src_ip_net, uint32_t dst_ip_net, uint16_t src_port_net,
                            uint16_t dst_port_net, uint8_t proto_) {
-    const detail::KeyWordsV4 w = detail::key_words_v4(src_ip_net, dst_ip_net, src_port_net, dst_port_net, proto_);
-    const uint64_t words[5] = {w.src, 0, w.dst, 0, w.rest};  // the IPv6 tails and `pad` are zero
-    FlowKey k;
-    std::memcpy(&k, words, sizeof k);
-    return k;
+    return v4(KeyV4::of(src_ip_net, dst_ip_net, src_port_net, dst_port_net, proto_));
 }
 
 inline uint32_t FlowKey::src_v4() const {
@@ -159,11 +161,7 @@ inline uint32_t FlowTable::hash(const FlowKey& key) {
                       detail::load64(key.dst + 8), detail::load64(&key.src_port));
 }
 
-inline uint32_t FlowTable::hash_v4(uint32_t src_ip_net, uint32_t dst_ip_net, uint16_t src_port_net,
-                                   uint16_t dst_port_net, uint8_t proto) {
-    const detail::KeyWordsV4 w = detail::key_words_v4(src_ip_net, dst_ip_net, src_port_net, dst_port_net, proto);
-    return hash_words(w.src, 0, w.dst, 0, w.rest);
-}
+inline uint32_t FlowTable::hash(const KeyV4& k) { return hash_words(k.src, 0, k.dst, 0, k.rest); }
 
 inline uint32_t FlowTable::hash_words(uint64_t w0, uint64_t w1, uint64_t w2, uint64_t w3, uint64_t w4) {
 #if defined(__SIZEOF_INT128__) && !defined(FERRY_FLOW_PORTABLE_HASH)
@@ -212,7 +210,8 @@ inline void FlowTable::prefetch_entry(uint32_t h) const {
     if (m2 != 0) detail::prefetch_read(entries_ + size_t(b2) * kBucketSlots + std::countr_zero(m2));
 }
 
-inline uint32_t FlowTable::lookup(const FlowKey& key, uint32_t h) const {
+template <typename Key>
+inline uint32_t FlowTable::lookup_in(const Key& key, uint32_t h) const {
     const uint16_t sig = sig_of(h);
     const uint32_t b1 = bucket_of(h, 0);
     const uint32_t m1 = detail::match_bucket(sigs_ + size_t(b1) * kBucketSlots, sig);
@@ -224,6 +223,8 @@ inline uint32_t FlowTable::lookup(const FlowKey& key, uint32_t h) const {
     return detail::find_in_mask(entries_, b2, m2, key);
 }
 
+inline uint32_t FlowTable::lookup(const FlowKey& key, uint32_t h) const { return lookup_in(key, h); }
+inline uint32_t FlowTable::lookup(const KeyV4& key, uint32_t h) const { return lookup_in(key, h); }
 inline uint32_t FlowTable::lookup(const FlowKey& key) const { return lookup(key, hash(key)); }
 
 inline void FlowTable::remove(uint32_t slot) {

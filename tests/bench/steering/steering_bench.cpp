@@ -112,7 +112,7 @@ struct Rig {
     bool handle(uint8_t* data, size_t len, uint32_t now_ms) {
         packet::Parsed p;
         if (packet::parse(data, len, p) != packet::ParseResult::ok) return false;
-        return steer_parsed(data, p, flow::FlowTable::hash_v4(p.src_ip, p.dst_ip, p.src_port, p.dst_port, p.proto),
+        return steer_parsed(data, p, flow::FlowTable::hash(key_v4(p)),
                             now_ms)
             .forward();
     }
@@ -152,7 +152,7 @@ uint32_t run_burst(Rig& r, std::array<Frame, kBurst>& burst, ToBackend* out) {
     for (uint32_t i = 0; i < kBurst; ++i) {
         packet::parse(burst[i].b.data(), 54, parsed[i]);
         const packet::Parsed& p = parsed[i];
-        hash[i] = flow::FlowTable::hash_v4(p.src_ip, p.dst_ip, p.src_port, p.dst_port, p.proto);
+        hash[i] = flow::FlowTable::hash(key_v4(p));
         r.flows->prefetch(hash[i]);
     }
     for (uint32_t i = 0; i < kBurst; ++i) r.flows->prefetch_entry(hash[i]);

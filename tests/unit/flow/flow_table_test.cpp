@@ -86,7 +86,7 @@ TEST(FlowKey, V4ZeroesUnusedBytes) {
     EXPECT_EQ(FlowTable::hash(*c), FlowTable::hash(a));
 }
 
-// hash_v4 works from the fields; it must agree with hashing the built key
+// KeyV4 works from the fields; its hash and lookups must agree with hashing the built key
 // byte for byte, or a packet hashed one way would miss the entry inserted the other.
 TEST(FlowTable, HashV4MatchesHashOfTheBuiltKey) {
     uint64_t x = 0x9e3779b97f4a7c15ull;
@@ -96,7 +96,9 @@ TEST(FlowTable, HashV4MatchesHashOfTheBuiltKey) {
         const auto sp = uint16_t(x >> 7), dp = uint16_t(x >> 23);
         const uint8_t proto = (i & 1) ? kTcp : 17;
         const FlowKey k = FlowKey::v4(src, dst, sp, dp, proto);
-        ASSERT_EQ(FlowTable::hash_v4(src, dst, sp, dp, proto), FlowTable::hash(k)) << i;
+        const KeyV4 w = KeyV4::of(src, dst, sp, dp, proto);
+        ASSERT_EQ(FlowTable::hash(w), FlowTable::hash(k)) << i;
+        ASSERT_TRUE(k == FlowKey::v4(w));
         ASSERT_EQ(k.src_v4(), src);
         ASSERT_EQ(k.dst_v4(), dst);
         ASSERT_EQ(k.src_port, sp);
@@ -105,6 +107,17 @@ TEST(FlowTable, HashV4MatchesHashOfTheBuiltKey) {
         ASSERT_EQ(k.family, 4);
         ASSERT_EQ(k.pad, 0);
     }
+}
+
+TEST(FlowTable, LooksUpByKeyV4) {
+    FlowTable t(4096);
+    const KeyV4 w = KeyV4::of(0x0100000au, 0x0200000au, 0x5000, 0x1f90, kTcp);
+    const uint32_t s = t.insert(FlowKey::v4(w), FlowValue{});
+    ASSERT_NE(s, kNoPeer);
+    EXPECT_EQ(t.lookup(w, FlowTable::hash(w)), s);
+    KeyV4 other = w;
+    other.rest ^= uint64_t(1) << 16;  // another destination port
+    EXPECT_EQ(t.lookup(other, FlowTable::hash(other)), kNoPeer);
 }
 
 TEST(FlowTable, RejectsTinyCapacityAndSizesMemory) {
