@@ -29,6 +29,8 @@ namespace ferry::dp {
 
 namespace {
 
+__extension__ typedef unsigned __int128 Uint128;
+
 // The flow table is swept for idle entries once per millisecond, not once per
 // loop: a slice sized so a whole pass takes about kSweepPassMs, at least
 // kMinSweepSlice slots. Per-loop sweeping cost up to 15% of a busy worker.
@@ -57,8 +59,8 @@ struct Preparsed {
 class Worker {
 public:
     Worker(Dataplane& dp, WorkerContext& w) : dp_(dp), w_(w), c_(w.counters), steer_(steering_parts(dp, w)) {
-        hz_per_us_ = rte_get_tsc_hz() / 1'000'000;
-        if (hz_per_us_ == 0) hz_per_us_ = 1;
+        const uint64_t hz = std::max<uint64_t>(rte_get_tsc_hz(), 1'000'000);
+        us_per_tsc_q32_ = (uint64_t(1'000'000) << 32) / hz;
         for (size_t i = 0; i < dp.ports().size(); ++i) port_index_[dp.ports()[i].port_id] = uint8_t(i);
         n_workers_ = dp.worker_count();
         idle_sleep_us_ = dp.config().workers.idle_sleep_us;
@@ -103,7 +105,7 @@ private:
     WorkerCounters& c_;
     const Snapshot* snap_ = nullptr;
     uint32_t now_ms_ = 0;
-    uint64_t hz_per_us_ = 1;
+    uint64_t us_per_tsc_q32_ = 1;  // microseconds per TSC cycle, 32.32 fixed point (no division per loop)
     uint32_t n_workers_ = 1;
     uint32_t idle_sleep_us_ = 0;
     uint8_t port_index_[RTE_MAX_ETHPORTS] = {};
@@ -369,7 +371,7 @@ void Worker::run() {
     while (!dp_.quit.load(std::memory_order_relaxed)) {
         snap_ = dp_.snapshot();
         const uint64_t tsc = rte_get_tsc_cycles();
-        const uint64_t now_us = tsc / hz_per_us_;
+        const auto now_us = uint64_t((Uint128(tsc) * us_per_tsc_q32_) >> 32);
         now_ms_ = uint32_t(now_us / 1000);
         steer_.set_now_us(uint32_t(now_us));  // handshake times (connect latency)
         uint32_t work = 0;
