@@ -204,20 +204,36 @@ stop_pid() {
 rss_kib() { awk '/^VmRSS:/ { print $2 }' "/proc/$1/status"; }
 hugetlb_kib() { awk '/^HugetlbPages:/ { print $2 }' "/proc/$1/status"; }
 
-# run_gen K NEW_PCT [generator options...]: prints the generator's output, then
-# a line "GENCPU percent" (user+system CPU of the generator over its wall time).
-run_gen() {
+# gen_start K NEW_PCT [generator options...]: starts the generator in the
+# background; returns once it printed its RESULT (or exited). It then holds its
+# links up, idle, until gen_finish: the caller reads and stops the forwarder
+# first (see --hold-until in ferry_gen.cpp for why).
+GEN_PID=""
+gen_start() {
   local k=$1 pct=$2 mem=("${EAL_MEM[@]}") zc=""
   shift 2
   if [[ ${EAL_MEM[0]} != --no-huge ]]; then mem=(--single-file-segments); zc=",zero-copy=yes"; fi
+  rm -f "$TMP/gen.release" "$TMP/gen.out"
   /usr/bin/time -f 'GENCPU %P' -o "$TMP/gen.time" \
-    setsid timeout $(( DURATION + 90 )) "$FERRY_GEN" --lcores 0@0 --file-prefix "fbench$$-gen" --no-pci "${mem[@]}" \
+    setsid timeout $(( DURATION + 150 )) "$FERRY_GEN" --lcores 0@0 --file-prefix "fbench$$-gen" --no-pci "${mem[@]}" \
     --vdev "net_memif0,role=client,socket=$TMP/client.sock,id=0$zc" \
     --vdev "net_memif1,role=client,socket=$TMP/backend.sock,id=0$zc" \
     --log-level=lib.eal:error \
-    -- --vip 10.77.1.100 --vport 80 --flows "$k" --new-pct "$pct" --duration "$DURATION" "$@" 2>&1 |
-    grep -v '^EAL:\|^TELEMETRY:' || true
-  tr -d '%' < "$TMP/gen.time"
+    -- --vip 10.77.1.100 --vport 80 --flows "$k" --new-pct "$pct" --duration "$DURATION" \
+    --hold-until "$TMP/gen.release" "$@" >"$TMP/gen.out" 2>&1 &
+  GEN_PID=$!
+  PIDS+=("$GEN_PID")
+  while kill -0 "$GEN_PID" 2>/dev/null && ! grep -q '^RESULT' "$TMP/gen.out"; do sleep 0.2; done
+}
+
+# gen_finish: lets the generator exit; sets GEN_OUT to its output and a line
+# "GENCPU percent" (user+system CPU of the generator over its wall time).
+# Not in a subshell: only this shell can wait for the generator.
+GEN_OUT=""
+gen_finish() {
+  touch "$TMP/gen.release"
+  wait "$GEN_PID" 2>/dev/null || true
+  GEN_OUT="$(grep -v '^EAL:\|^TELEMETRY:' "$TMP/gen.out" || true)"$'\n'"$(tr -d '%' < "$TMP/gen.time")"
 }
 
 field() { sed -n "s/.*[ ]$1=\([^ ]*\).*/\1/p" | head -1; }
@@ -292,10 +308,12 @@ pipeline() {
           sleep 0.5
           task=$(thread_of "$tp" rte-worker-1)
           l0=$(load); t0=$(now_ticks); w0=$(ticks_of "$task")
-          out=$(run_gen "$k" "$(pct_of "$mix")" --dst-mac 02:00:00:00:00:01)
+          gen_start "$k" "$(pct_of "$mix")" --dst-mac 02:00:00:00:00:01
           cpu=$(cpu_share "$task" "$w0" "$t0")
-          echo "$out" > "$TMP/gen-testpmd-$k-$mix.log"
           stop_pid "$tp"
+          gen_finish
+          out=$GEN_OUT
+          echo "$out" > "$TMP/gen-testpmd-$k-$mix.log"
           record testpmd-io "$k" "$mix" "$out" - - - "$cpu" "$l0"
         fi
         for mode in $MODES; do
@@ -304,12 +322,14 @@ pipeline() {
           start_ferryd "$TMP/ferry.conf" "$TMP/ferryd.log"
           task=$(thread_of "$FERRYD_PID" rte-worker-1)
           l0=$(load); t0=$(now_ticks); w0=$(ticks_of "$task")
-          out=$(run_gen "$k" "$(pct_of "$mix")")
+          gen_start "$k" "$(pct_of "$mix")"
           cpu=$(cpu_share "$task" "$w0" "$t0")
-          echo "$out" > "$TMP/gen-$mode-$k-$mix.log"
           rss=$(rss_kib "$FERRYD_PID")
           drops=$(ferry_drops)
           stop_pid "$FERRYD_PID"
+          gen_finish
+          out=$GEN_OUT
+          echo "$out" > "$TMP/gen-$mode-$k-$mix.log"
           record "ferryd-$mode" "$k" "$mix" "$out" "$cap" "$rss" "$drops" "$cpu" "$l0"
         done
       done

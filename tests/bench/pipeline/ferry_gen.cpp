@@ -3,6 +3,7 @@
 //
 //   ferry-gen [EAL options] -- --vip 10.77.1.100 --vport 80 --flows 100000
 //             [--new-pct 10] [--duration 5] [--burst 32] [--dst-mac MAC] [--my-ip 10.77.1.2]
+//             [--hold-until FILE]
 //
 // Port 0 is the "client" side: it sends TCP segments of K distinct flows
 // (source address/port vary) to the VIP, with the load balancer's MAC as
@@ -27,6 +28,12 @@
 // "offered" is what the load balancer's RX ring accepted. "lost" is offered
 // minus what came out on port 1 during the measurement and the drain.
 // One line per second, then a RESULT line with key=value pairs for scripts.
+//
+// With --hold-until FILE the links stay up, idle, after RESULT until FILE
+// exists (at most 60 s): the script stops the forwarder first. A memif server
+// that sees its client leave unmaps the shared region while its data thread
+// may still be polling it (DPDK 22.11's memif PMD); a zero-copy client's exit
+// could crash the forwarder that way.
 #include <rte_arp.h>
 #include <rte_cycles.h>
 #include <rte_eal.h>
@@ -40,6 +47,7 @@
 #include <arpa/inet.h>
 #include <getopt.h>
 #include <signal.h>
+#include <unistd.h>
 
 #include <atomic>
 #include <cstdio>
@@ -70,6 +78,7 @@ struct Options {
     rte_ether_addr dst_mac{};
     uint32_t my_ip = 0x0a4d0102;  // 10.77.1.2
     bool no_warm = false;
+    const char* hold_until = nullptr;  // a file: keep the links up until it exists
 };
 
 struct Counters {
@@ -392,6 +401,7 @@ int parse_args(int argc, char** argv, Options& o) {
                                       {"dst-mac", required_argument, nullptr, 'm'},
                                       {"my-ip", required_argument, nullptr, 'i'},
                                       {"no-warm", no_argument, nullptr, 'W'},
+                                      {"hold-until", required_argument, nullptr, 'H'},
                                       {nullptr, 0, nullptr, 0}};
     int c;
     optind = 1;
@@ -409,6 +419,7 @@ int parse_args(int argc, char** argv, Options& o) {
                 break;
             case 'i': if (!parse_ip(optarg, o.my_ip)) return -1; break;
             case 'W': o.no_warm = true; break;
+            case 'H': o.hold_until = optarg; break;
             default: return -1;
         }
     }
@@ -441,7 +452,7 @@ int main(int argc, char** argv) {
     if (parse_args(argc - n, argv + n, g.o) != 0) {
         std::fprintf(stderr,
                      "usage: ferry-gen [EAL] -- --vip IP [--vport 80] [--flows K] [--new-pct P (<=50)] "
-                     "[--duration S] [--burst N] [--dst-mac MAC] [--my-ip IP] [--no-warm]\n");
+                     "[--duration S] [--burst N] [--dst-mac MAC] [--my-ip IP] [--no-warm] [--hold-until FILE]\n");
         rte_eal_cleanup();
         return 2;
     }
@@ -474,6 +485,11 @@ int main(int argc, char** argv) {
                 rc = 1;
             } else {
                 rc = g.run();
+            }
+            // Idle (no polling) until the forwarder has gone; see the top.
+            for (int i = 0; g.o.hold_until != nullptr && i < 6000 && !g_stop.load(); ++i) {
+                if (access(g.o.hold_until, F_OK) == 0) break;
+                usleep(10'000);
             }
             rte_eth_dev_stop(kClientPort);
             rte_eth_dev_stop(kBackendPort);
