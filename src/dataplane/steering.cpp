@@ -2,9 +2,9 @@
 
 #include <netinet/in.h>
 
-#include <cstring>
 #include <utility>
 
+#include "balance/hash.hpp"
 #include "balance/least_load.hpp"
 #include "balance/maglev.hpp"
 #include "balance/round_robin.hpp"
@@ -28,13 +28,8 @@ uint32_t Steering::pick_by_table(const VipEntry& vip, const packet::Parsed& p) {
     if (vip.hash == HashKey::source_ip) {
         h = balance::hash_bytes(&p.src_ip, 4, 0);
     } else {
-        uint8_t key[13];
-        std::memcpy(key, &p.src_ip, 4);
-        std::memcpy(key + 4, &p.dst_ip, 4);
-        std::memcpy(key + 8, &p.src_port, 2);
-        std::memcpy(key + 10, &p.dst_port, 2);
-        key[12] = p.proto;
-        h = balance::hash_bytes(key, sizeof key, 0);
+        // == hash_bytes of the 13-byte key src, dst, src_port, dst_port, proto
+        h = balance::xxh64::hash_5tuple_v4(p.src_ip, p.dst_ip, p.src_port, p.dst_port, p.proto, 0);
     }
     return vip.table[h % vip.table.size()];
 }

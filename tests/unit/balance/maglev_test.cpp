@@ -9,6 +9,7 @@
 #include <stdexcept>
 #include <string>
 
+#include "balance/hash.hpp"
 #include "balance/maglev_detail.hpp"
 #include "balance/maglev_stats.hpp"
 
@@ -386,6 +387,33 @@ TEST(HashBytes, GoldenFiveTuple) {
     const uint8_t tuple[13] = {10, 0, 0, 1, 192, 168, 1, 10, 0x30, 0x39, 0x00, 0x50, 6};
     EXPECT_EQ(hash_bytes(tuple, sizeof(tuple), 0), 0xe8c456c57a99c3aaULL);
     EXPECT_EQ(hash_bytes(tuple, sizeof(tuple), 0x6665727279ULL), 0x16223aa93bcacc47ULL);
+}
+
+// The data plane hashes the 5-tuple from registers (xxh64::hash_5tuple_v4);
+// it must give the value hash_bytes gives the 13-byte key, or a new flow
+// would be steered differently from `ferryctl trace` and from older versions.
+TEST(HashBytes, FiveTupleFromFieldsMatchesTheBytes) {
+    uint32_t src, dst;
+    uint16_t sp, dp;
+    const uint8_t tuple[13] = {10, 0, 0, 1, 192, 168, 1, 10, 0x30, 0x39, 0x00, 0x50, 6};
+    std::memcpy(&src, tuple, 4);
+    std::memcpy(&dst, tuple + 4, 4);
+    std::memcpy(&sp, tuple + 8, 2);
+    std::memcpy(&dp, tuple + 10, 2);
+    EXPECT_EQ(xxh64::hash_5tuple_v4(src, dst, sp, dp, 6, 0), 0xe8c456c57a99c3aaULL);
+    std::mt19937_64 rng(13);
+    for (int i = 0; i < 10000; ++i) {
+        uint8_t key[13];
+        const uint64_t a = rng(), b = rng();
+        std::memcpy(key, &a, 8);
+        std::memcpy(key + 8, &b, 5);
+        std::memcpy(&src, key, 4);
+        std::memcpy(&dst, key + 4, 4);
+        std::memcpy(&sp, key + 8, 2);
+        std::memcpy(&dp, key + 10, 2);
+        const uint64_t seed = i % 2 ? rng() : 0;
+        ASSERT_EQ(xxh64::hash_5tuple_v4(src, dst, sp, dp, key[12], seed), hash_bytes(key, 13, seed)) << i;
+    }
 }
 
 TEST(HashBytes, SeedAndEveryByteMatter) {
