@@ -26,20 +26,27 @@ class NeighbourTable {
 public:
     explicit NeighbourTable(uint32_t capacity_pow2 = 4096);
 
-    // Worker side: the MAC of `ip` (network order) if resolved.
-    bool lookup(uint32_t ip, uint8_t mac[6]) const {
+    // Worker side: the PackedMac word of `ip` (network order), kValid set
+    // when resolved; 0 when unknown or unresolved. The worker writes the MAC
+    // into the frame from this word (no bytes staged on the stack).
+    uint64_t lookup_word(uint32_t ip) const {
         uint32_t mask = uint32_t(slots_.size() - 1);
         for (uint32_t i = hash(ip) & mask, n = 0; n <= mask; i = (i + 1) & mask, ++n) {
             uint32_t key = slots_[i].ip.load(std::memory_order_acquire);
             if (key == ip) {
                 uint64_t w = slots_[i].mac.load(std::memory_order_acquire);
-                if (!(w & PackedMac::kValid)) return false;
-                PackedMac::unpack(w, mac);
-                return true;
+                return (w & PackedMac::kValid) ? w : 0;
             }
-            if (key == 0) return false;
+            if (key == 0) return 0;
         }
-        return false;
+        return 0;
+    }
+    // The MAC of `ip` (network order) if resolved.
+    bool lookup(uint32_t ip, uint8_t mac[6]) const {
+        const uint64_t w = lookup_word(ip);
+        if (w == 0) return false;
+        PackedMac::unpack(w, mac);
+        return true;
     }
 
     // Control side (single writer).

@@ -18,6 +18,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <bit>
 #include <cstring>
 
 #include "dataplane/dataplane.hpp"
@@ -98,7 +99,8 @@ private:
     }
     void flush_tx();
     void retry_pending();
-    void transmit(rte_mbuf* m, uint16_t port_id, const uint8_t mac[6]);
+    // mac_word: the next hop's PackedMac word (NeighbourTable::lookup_word).
+    void transmit(rte_mbuf* m, uint16_t port_id, uint64_t mac_word);
 
     Dataplane& dp_;
     WorkerContext& w_;
@@ -128,8 +130,8 @@ void Worker::control_msg(ControlMsg::Kind kind, uint16_t port, uint32_t ip, cons
 }
 
 void Worker::send(rte_mbuf* m, uint16_t port_id, uint32_t nexthop_ip) {
-    uint8_t mac[6];
-    if (likely(dp_.neighbours().lookup(nexthop_ip, mac))) return transmit(m, port_id, mac);
+    const uint64_t mac = dp_.neighbours().lookup_word(nexthop_ip);
+    if (likely(mac != 0)) return transmit(m, port_id, mac);
     control_msg(ControlMsg::resolve, port_id, nexthop_ip, nullptr);
     if (n_pending_ == kPendingMax) return drop(m, Drop::no_neighbour);
     pending_[n_pending_++] = Pending{m, nexthop_ip, now_ms_ + kPendingHoldMs, port_id};
@@ -139,8 +141,7 @@ void Worker::retry_pending() {
     uint32_t kept = 0;
     for (uint32_t i = 0; i < n_pending_; ++i) {
         Pending& p = pending_[i];
-        uint8_t mac[6];
-        if (dp_.neighbours().lookup(p.nexthop_ip, mac))
+        if (const uint64_t mac = dp_.neighbours().lookup_word(p.nexthop_ip); mac != 0)
             transmit(p.m, p.port_id, mac);
         else if (int32_t(now_ms_ - p.deadline_ms) >= 0)
             drop(p.m, Drop::no_neighbour);
@@ -150,10 +151,11 @@ void Worker::retry_pending() {
     n_pending_ = kept;
 }
 
-void Worker::transmit(rte_mbuf* m, uint16_t port_id, const uint8_t mac[6]) {
+void Worker::transmit(rte_mbuf* m, uint16_t port_id, uint64_t mac_word) {
+    static_assert(std::endian::native == std::endian::little, "PackedMac keeps byte i in bits 8i..8i+7");
     const PortInfo& port = dp_.ports()[port_index_[port_id]];
     auto* eth = rte_pktmbuf_mtod(m, uint8_t*);
-    std::memcpy(eth, mac, 6);
+    std::memcpy(eth, &mac_word, 6);  // the low 6 bytes: the MAC
     std::memcpy(eth + 6, port.mac, 6);
     ++c_.tx_packets;
     c_.tx_bytes += rte_pktmbuf_pkt_len(m);

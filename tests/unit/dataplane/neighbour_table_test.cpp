@@ -23,6 +23,23 @@ TEST(NeighbourTable, UnknownUntilUpdated) {
     EXPECT_EQ(0, std::memcmp(mac, kMacA, 6));
 }
 
+// The worker writes a frame's destination MAC straight from the word: its
+// low six bytes, in memory order, must be the MAC.
+TEST(NeighbourTable, LookupWordHoldsTheMacInItsLowSixBytes) {
+    NeighbourTable t(16);
+    EXPECT_EQ(t.lookup_word(9), 0u);
+    t.add_unresolved(9);
+    EXPECT_EQ(t.lookup_word(9), 0u);
+    t.update(9, kMacB);
+    const uint64_t w = t.lookup_word(9);
+    ASSERT_NE(w, 0u);
+    uint8_t frame[8] = {};
+    std::memcpy(frame, &w, 6);
+    EXPECT_EQ(0, std::memcmp(frame, kMacB, 6));
+    t.invalidate(9);
+    EXPECT_EQ(t.lookup_word(9), 0u);
+}
+
 TEST(NeighbourTable, UpdateReplacesAndInvalidateExpires) {
     NeighbourTable t(16);
     uint8_t mac[6];
