@@ -103,7 +103,9 @@ bool Steering::pick_nat_port(const Snapshot& snap, uint32_t backend_id, const Ba
     const bool ok = (*x_.nat_ports)[nat_addr].pick(
         [&](uint16_t candidate) {
             const flow::KeyV4 reply = flow::KeyV4::of(be.ip, local_ip, be.port, htons(candidate), proto);
-            const uint32_t slot = t.lookup(reply, flow::FlowTable::hash(reply));
+            const uint32_t h = flow::FlowTable::hash(reply);
+            t.prefetch(h);  // both signature lines at once: a free port misses in both
+            const uint32_t slot = t.lookup(reply, h);
             if (slot == flow::kNoPeer) return true;
             x_.counters->flows_expired +=
                 t.reclaim_slot(slot, now_ms, timeouts_of(snap), [&](const flow::FlowEntry& e) { release(e); });
@@ -115,7 +117,7 @@ bool Steering::pick_nat_port(const Snapshot& snap, uint32_t backend_id, const Ba
 }
 
 ToBackend Steering::open_flow(const Snapshot& snap, uint32_t vip_id, const VipEntry& vip, const packet::Parsed& p,
-                              const flow::FlowKey& key, uint32_t now_ms) {
+                              const flow::FlowKey& key, uint32_t hash, uint32_t now_ms) {
     WorkerCounters& c = *x_.counters;
     VipCounters& vc = x_.vip_counters[vip_id];
     const bool tcp = p.proto == IPPROTO_TCP;
@@ -165,10 +167,12 @@ ToBackend Steering::open_flow(const Snapshot& snap, uint32_t vip_id, const VipEn
     fv.state = uint8_t(tcp ? flow::FlowState::syn_seen : flow::FlowState::udp);
     fv.last_seen = now_ms;
     fv.created = now_ms;
-    uint32_t fwd = insert(snap, key, fv, now_ms);
+    const flow::KeyV4 rwords = nat ? flow::KeyV4::of(be.ip, out.nat_ip, be.port, out.nat_port, p.proto)
+                                   : flow::KeyV4::of(be.ip, p.src_ip, be.port, p.src_port, p.proto);
+    const uint32_t rhash = flow::FlowTable::hash(rwords);
+    uint32_t fwd = insert(snap, key, hash, fv, now_ms);
     if (fwd != flow::kNoPeer) {
-        const flow::FlowKey rkey = nat ? flow::FlowKey::v4(be.ip, out.nat_ip, be.port, out.nat_port, p.proto)
-                                       : flow::FlowKey::v4(be.ip, p.src_ip, be.port, p.src_port, p.proto);
+        const flow::FlowKey rkey = flow::FlowKey::v4(rwords);
         flow::FlowValue rv;
         rv.backend_id = out.backend_id;
         rv.vip_id = uint16_t(vip_id);
@@ -179,10 +183,10 @@ ToBackend Steering::open_flow(const Snapshot& snap, uint32_t vip_id, const VipEn
             // A reply key still held by an older flow (the same client port
             // reused quickly) is taken over by the new flow. In full NAT the
             // port was chosen because no such entry exists.
-            const uint32_t old = t.lookup(rkey);
+            const uint32_t old = t.lookup(rwords, rhash);
             if (old != flow::kNoPeer) end_flow(old);
         }
-        const uint32_t rev = insert(snap, rkey, rv, now_ms);
+        const uint32_t rev = insert(snap, rkey, rhash, rv, now_ms);
         if (rev == flow::kNoPeer) {
             t.remove(fwd);
             fwd = flow::kNoPeer;
@@ -233,7 +237,7 @@ ToBackend Steering::to_backend(const Snapshot& snap, uint32_t vip_id, const pack
 
     ToBackend out;
     if (slot == flow::kNoPeer) {
-        out = open_flow(snap, vip_id, vip, p, flow::FlowKey::v4(key), now_ms);
+        out = open_flow(snap, vip_id, vip, p, flow::FlowKey::v4(key), hash, now_ms);
         if (!out.forward()) return out;
     } else {
         flow::FlowValue& v = t.entry(slot).value;
@@ -304,15 +308,16 @@ uint32_t Steering::sweep(const Snapshot& snap, uint32_t budget, uint32_t now_ms)
     return x_.flows->sweep(budget, now_ms, timeouts_of(snap), [&](const flow::FlowEntry& e) { release(e); });
 }
 
-uint32_t Steering::insert(const Snapshot& snap, const flow::FlowKey& key, const flow::FlowValue& v, uint32_t now_ms) {
+uint32_t Steering::insert(const Snapshot& snap, const flow::FlowKey& key, uint32_t hash, const flow::FlowValue& v,
+                          uint32_t now_ms) {
     flow::FlowTable& t = *x_.flows;
-    const uint32_t slot = t.insert(key, v);
+    const uint32_t slot = t.insert(key, hash, v);
     if (slot != flow::kNoPeer) return slot;
     // No room: flows that expired but the sweep has not reached yet give way.
     const uint32_t freed =
-        t.reclaim(flow::FlowTable::hash(key), now_ms, timeouts_of(snap), [&](const flow::FlowEntry& e) { release(e); });
+        t.reclaim(hash, now_ms, timeouts_of(snap), [&](const flow::FlowEntry& e) { release(e); });
     x_.counters->flows_expired += freed;
-    return freed != 0 ? t.insert(key, v) : flow::kNoPeer;
+    return freed != 0 ? t.insert(key, hash, v) : flow::kNoPeer;
 }
 
 }  // namespace ferry::dp

@@ -69,24 +69,14 @@ size_t FlowTable::memory_bytes() const {
     return entries_bytes(slot_count_) + sigs_bytes(slot_count_) + sizeof(*this);
 }
 
-uint32_t FlowTable::insert(const FlowKey& key, const FlowValue& value) {
-    if (size_ >= capacity_) {
+uint32_t FlowTable::insert(const FlowKey& key, const FlowValue& value) { return insert(key, hash(key), value); }
+
+uint32_t FlowTable::insert(const FlowKey& key, uint32_t h, const FlowValue& value) {
+    const uint32_t slot = size_ < capacity_ ? free_slot(h) : kNoPeer;
+    if (slot == kNoPeer) {
         ++stats_.insert_full;
         return kNoPeer;
     }
-    const uint32_t h = hash(key);
-    const uint32_t b1 = bucket_of(h, 0);
-    const uint32_t b2 = bucket_of(h, 1);
-    const uint32_t free1 = detail::match_bucket(sigs_ + size_t(b1) * kBucketSlots, 0);
-    const uint32_t free2 = b2 != b1 ? detail::match_bucket(sigs_ + size_t(b2) * kBucketSlots, 0) : 0;
-    // Power of two choices: the emptier bucket; ties go to the first, where lookups start.
-    const bool first = std::popcount(free1) >= std::popcount(free2);
-    const uint32_t mask = first ? free1 : free2;
-    if (mask == 0) {
-        ++stats_.insert_full;
-        return kNoPeer;
-    }
-    const uint32_t slot = (first ? b1 : b2) * kBucketSlots + uint32_t(std::countr_zero(mask));
     FlowEntry& e = entries_[slot];
     e.key = key;
     e.value = value;

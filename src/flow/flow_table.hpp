@@ -156,6 +156,7 @@ public:
     // Inserts a new entry (the key must not be present: not checked). Returns
     // its slot, or kNoPeer when full (counted in stats().insert_full; see top).
     uint32_t insert(const FlowKey& key, const FlowValue& value);
+    uint32_t insert(const FlowKey& key, uint32_t hash, const FlowValue& value);  // hash == hash(key)
     // Removes the entry in `slot` (not its peer). An empty slot is a no-op.
     void remove(uint32_t slot);
     // Removes the entry and, if it has one, its peer (only if the peer still
@@ -217,6 +218,9 @@ private:
                          OnExpire& on_expire);
     template <typename Key>
     uint32_t lookup_in(const Key& key, uint32_t hash) const;
+    // The slot insert() fills for `hash`: the first free slot of the emptier
+    // candidate bucket; kNoPeer when both are full.
+    uint32_t free_slot(uint32_t hash) const;
     static uint32_t hash_words(uint64_t w0, uint64_t w1, uint64_t w2, uint64_t w3, uint64_t w4);
     uint32_t bucket_of(uint32_t hash, int which) const;
     uint16_t sig_of(uint32_t hash) const;

@@ -210,6 +210,19 @@ inline void FlowTable::prefetch_entry(uint32_t h) const {
     if (m2 != 0) detail::prefetch_read(entries_ + size_t(b2) * kBucketSlots + std::countr_zero(m2));
 }
 
+inline uint32_t FlowTable::free_slot(uint32_t h) const {
+    const uint32_t b1 = bucket_of(h, 0);
+    const uint32_t b2 = bucket_of(h, 1);
+    const uint32_t free1 = detail::match_bucket(sigs_ + size_t(b1) * kBucketSlots, 0);
+    const uint32_t free2 = b2 != b1 ? detail::match_bucket(sigs_ + size_t(b2) * kBucketSlots, 0) : 0;
+    // Power of two choices: the emptier bucket; ties go to the first, where lookups start.
+    const bool first = std::popcount(free1) >= std::popcount(free2);
+    const uint32_t mask = first ? free1 : free2;
+    if (mask == 0) return kNoPeer;
+    return (first ? b1 : b2) * kBucketSlots + uint32_t(std::countr_zero(mask));
+}
+
+
 template <typename Key>
 inline uint32_t FlowTable::lookup_in(const Key& key, uint32_t h) const {
     const uint16_t sig = sig_of(h);

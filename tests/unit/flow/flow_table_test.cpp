@@ -112,8 +112,9 @@ TEST(FlowTable, HashV4MatchesHashOfTheBuiltKey) {
 TEST(FlowTable, LooksUpByKeyV4) {
     FlowTable t(4096);
     const KeyV4 w = KeyV4::of(0x0100000au, 0x0200000au, 0x5000, 0x1f90, kTcp);
-    const uint32_t s = t.insert(FlowKey::v4(w), FlowValue{});
+    const uint32_t s = t.insert(FlowKey::v4(w), FlowTable::hash(w), FlowValue{});  // the caller's hash
     ASSERT_NE(s, kNoPeer);
+    EXPECT_EQ(t.lookup(FlowKey::v4(w)), s);
     EXPECT_EQ(t.lookup(w, FlowTable::hash(w)), s);
     KeyV4 other = w;
     other.rest ^= uint64_t(1) << 16;  // another destination port
