@@ -326,19 +326,28 @@ def ferryctl_path():
 class NatAddresses(unittest.TestCase):
     """Full NAT with two nat_addresses on the backend port: new connections
     to one backend leave from the port's address and both NAT addresses in
-    turn, and Ferry answers ARP and ping for the NAT addresses."""
+    turn, and Ferry answers ARP and ping for the NAT addresses. With two
+    workers, replies to every address reach the worker owning their flow."""
 
     NAT_ADDRS = ("10.77.2.2", "10.77.2.3")
     N_REQUESTS = 12
 
     def test_new_connections_rotate_over_the_nat_addresses(self):
+        self.run_workers(1)
+
+    def test_two_workers(self):
+        # Each worker rotates on its own; one of them opens at least 6 of the
+        # 12 connections, so all three addresses still show up.
+        self.run_workers(2)
+
+    def run_workers(self, workers):
         require_root()
         # One backend, so every connection goes to it; --verbose: the mock
         # server logs each request with its peer address.
         with Topology(1, weights=(100,), server_args=["--verbose"]) as t:
-            cfg = t.write_config(workers=1, mode="nat", udp=False, worker_settings=E2E_WORKER_SETTINGS,
+            cfg = t.write_config(workers=workers, mode="nat", udp=False, worker_settings=E2E_WORKER_SETTINGS,
                                  ports={"backend": {"nat_addresses": self.NAT_ADDRS}})
-            t.start_ferryd(cfg)
+            t.start_ferryd(cfg, workers=workers)
             t.wait_backends_seen(timeout=30)
             b = t.backends[0]
 
@@ -350,7 +359,7 @@ class NatAddresses(unittest.TestCase):
             log = t.log_path(f"{b.id}-http.log").read_text(errors="replace")
             peers = re.findall(r"(?m)^(\d+\.\d+\.\d+\.\d+) - - \[", log)
             sources = set(peers) - {HOST_BACKEND_ADDR}
-            print(f"# nat_addresses: backend saw sources {sorted(sources)} over {len(peers)} logged requests")
+            print(f"# nat_addresses, {workers} worker(s): backend saw sources {sorted(sources)} over {len(peers)} logged requests")
             self.assertEqual(sources, {LB_BACKEND_ADDR, *self.NAT_ADDRS}, log[-2000:])
 
             # ARP and ICMP echo for a NAT address, from the backend's side.
@@ -371,6 +380,8 @@ class NatAddresses(unittest.TestCase):
             s = stats(t)
             self.assertEqual(s["drop_nat_ports_exhausted"], 0)
             self.assertEqual(s["drop_tcp_no_flow"], 0)
+            self.assertEqual(s["drop_nat_no_flow"], 0)
+            self.assertEqual(s["drop_handoff_full"], 0)
             self.assertEqual(t.stop_ferryd(), 0)
 
 
