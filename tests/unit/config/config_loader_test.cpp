@@ -570,6 +570,25 @@ TEST(ConfigNatAddresses, UpToSixteenPerPort) {
                      "'nat_addresses' lists 17 addresses; a port may have at most 16");
 }
 
+TEST(ConfigNatAddresses, AtMost256LocalAddressesInAll) {
+    // A flow keeps the index of its source address in one byte.
+    auto ports = [](int n_ports, int nat_each) {
+        std::string text = "ports = (\n";
+        for (int i = 0; i < n_ports; ++i) {
+            const std::string net = "10." + std::to_string(i) + ".0.";
+            text += std::string(i ? ",\n" : "") + "  { name = \"p" + std::to_string(i) + "\"; device = \"net_null" +
+                    std::to_string(i) + "\"; address = \"" + net + "1/24\"; nat_addresses = [";
+            for (int k = 0; k < nat_each; ++k)
+                text += std::string(k ? ", " : " ") + "\"" + net + std::to_string(10 + k) + "\"";
+            text += " ]; }";
+        }
+        return text + "\n);\n";
+    };
+    EXPECT_EQ(expect_ok(load(ports(16, 15))).ports.size(), 16u);  // 16 x 16 = 256
+    expect_one_error(ports(16, 16), "ports = (",
+                     "the ports have 272 addresses with their 'nat_addresses'; at most 256 in all");
+}
+
 TEST(ConfigNatAddresses, EveryBadEntryIsRefused) {
     expect_one_error(with_nat(R"("10.0.0.2")"), "nat_addresses",
                      "'nat_addresses' must be an array of IPv4 addresses, not a string");
