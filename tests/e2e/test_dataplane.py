@@ -377,6 +377,18 @@ class NatAddresses(unittest.TestCase):
             self.assertEqual(ports["backend"]["nat_addresses"], list(self.NAT_ADDRS))
             self.assertEqual(ports["client"]["nat_addresses"], [])
 
+            if workers == 1:
+                # Not reloadable: a changed list is refused and the running one kept.
+                t.write_config(cfg, workers=1, mode="nat", udp=False, worker_settings=E2E_WORKER_SETTINGS,
+                               ports={"backend": {"nat_addresses": self.NAT_ADDRS[:1]}})
+                t.signal_ferryd(signal.SIGHUP)
+                deadline = time.monotonic() + 10
+                while "nat_addresses changed" not in t.ferryd_log() and time.monotonic() < deadline:
+                    time.sleep(0.2)
+                self.assertIn("port 'backend': nat_addresses changed: restart ferryd to apply it", t.ferryd_log())
+                r = t.load(n=3, concurrency=1, new_conn=True, timeout=10)
+                self.assertEqual(r["failed"], 0, r.get("errors"))
+
             s = stats(t)
             self.assertEqual(s["drop_nat_ports_exhausted"], 0)
             self.assertEqual(s["drop_tcp_no_flow"], 0)
