@@ -5,6 +5,7 @@
 // from so later checks (reload diffs, runtime refusals) can still point at it.
 #pragma once
 
+#include <cstddef>
 #include <cstdint>
 #include <optional>
 #include <string>
@@ -20,6 +21,12 @@ struct SourceLoc {
     int line = 0;
 };
 
+// Extra full-NAT source addresses a port may have (nat_addresses), and how many local addresses
+// (ports plus their NAT addresses) the data plane can tell apart: a flow keeps the index of its
+// source address in one byte (flow::FlowValue::nat_addr).
+inline constexpr size_t kMaxNatAddressesPerPort = 16;
+inline constexpr size_t kMaxLocalAddresses = 256;
+
 // One DPDK port Ferry owns: a NIC (PCI address) or a virtual device.
 struct PortConfig {
     std::string name;        // operator's label, e.g. "client"; unique
@@ -27,6 +34,9 @@ struct PortConfig {
     std::string devargs;     // optional: probe this vdev at start ("net_af_packet0,iface=veth1")
     IpPrefix address;        // Ferry's own address on this port, e.g. 10.0.0.1/24
     std::optional<IpAddr> gateway;  // default route via this port, if set
+    // More full-NAT source addresses inside `address` (IPv4, distinct): new full-NAT flows to a
+    // backend behind this port rotate over `address` and these. Empty: `address` alone.
+    std::vector<IpAddr> nat_addresses;
     uint16_t mtu = 1500;     // 68..9000
     bool exception_path = true;      // hand host traffic to a kernel interface
     std::string exception_iface;     // kernel name of that interface; default "fe-<name>"

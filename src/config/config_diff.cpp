@@ -13,6 +13,7 @@ bool same_health(const HealthCheckConfig& a, const HealthCheckConfig& b) {
            a.interval_ms == b.interval_ms && a.timeout_ms == b.timeout_ms && a.rise == b.rise && a.fall == b.fall;
 }
 
+// Everything of a port except nat_addresses, which gets its own message.
 bool same_port(const PortConfig& a, const PortConfig& b) {
     return a.name == b.name && a.device == b.device && a.devargs == b.devargs && a.address == b.address &&
            a.gateway == b.gateway && a.mtu == b.mtu && a.exception_path == b.exception_path &&
@@ -65,7 +66,15 @@ ConfigDiff diff_configs(const Config& running, const Config& next) {
     ConfigDiff d;
     bool ports_same = running.ports.size() == next.ports.size();
     for (size_t i = 0; ports_same && i < next.ports.size(); ++i) ports_same = same_port(running.ports[i], next.ports[i]);
-    if (!ports_same) d.restart_needed.push_back("ports changed");
+    if (!ports_same) {
+        d.restart_needed.push_back("ports changed");
+    } else {
+        // Live flows keep the index of their NAT source address, and workers size their port
+        // allocators by the address count at start: the list is fixed until a restart.
+        for (size_t i = 0; i < next.ports.size(); ++i)
+            if (running.ports[i].nat_addresses != next.ports[i].nat_addresses)
+                d.restart_needed.push_back("port '" + next.ports[i].name + "': nat_addresses changed");
+    }
     const WorkerConfig &wa = running.workers, &wb = next.workers;
     if (wa.burst_size != wb.burst_size || wa.flow_capacity != wb.flow_capacity ||
         wa.rx_descriptors != wb.rx_descriptors || wa.tx_descriptors != wb.tx_descriptors || wa.mbufs != wb.mbufs ||

@@ -41,8 +41,8 @@ using std::string_view_literals::operator""sv;
 
 // Keys each group accepts; anything else is a typo until proven otherwise.
 constexpr std::array kTopKeys = {"ports"sv, "workers"sv, "control"sv, "vips"sv};
-constexpr std::array kPortKeys = {"name"sv, "device"sv, "devargs"sv, "address"sv, "gateway"sv,
-                                  "mtu"sv, "exception_path"sv, "exception_iface"sv};
+constexpr std::array kPortKeys = {"name"sv,    "device"sv, "devargs"sv,        "address"sv,        "nat_addresses"sv,
+                                  "gateway"sv, "mtu"sv,    "exception_path"sv, "exception_iface"sv};
 constexpr std::array kWorkerKeys = {"burst_size"sv, "flow_capacity"sv, "rx_descriptors"sv,
                                     "tx_descriptors"sv, "mbufs"sv, "idle_sleep_us"sv};
 constexpr std::array kControlKeys = {"socket"sv, "socket_group"sv, "metrics_listen"sv};
@@ -232,6 +232,12 @@ public:
             if (ports->getLength() == 0) error(*ports, "at least one port is required: 'ports' is empty");
             for (int i = 0; i < ports->getLength(); ++i)
                 if (entry_is_group((*ports)[i], "ports")) cfg.ports.push_back(parse_port((*ports)[i]));
+            // Each port's address and each NAT address has a one-byte index in the data path.
+            size_t local = cfg.ports.size();
+            for (const auto& p : cfg.ports) local += p.nat_addresses.size();
+            if (local > kMaxLocalAddresses)
+                error(*ports, "the ports have " + std::to_string(local) + " addresses with their 'nat_addresses'; " +
+                                  "at most " + std::to_string(kMaxLocalAddresses) + " in all");
         }
         if (const Setting* g = group(opt(root, "workers"))) cfg.workers = parse_workers(*g);
         if (const Setting* g = group(opt(root, "control"))) cfg.control = parse_control(*g);
@@ -576,9 +582,13 @@ private:
             if (auto it = port_addresses_.find(addr->addr); it != port_addresses_.end())
                 error(*addr_setting, "address " + addr->addr.to_string() + " is already used by port '" +
                                          it->second.name + "' (" + where(it->second.loc, p.loc) + ")");
+            else if (auto nat = nat_addresses_.find(addr->addr); nat != nat_addresses_.end())
+                error(*addr_setting, "address " + addr->addr.to_string() + " is a NAT address of port '" +
+                                         nat->second.name + "' (" + where(nat->second.loc, p.loc) + ")");
             else
                 port_addresses_.emplace(addr->addr, SeenPort{p.name, p.loc});
         }
+        if (const Setting* nat = opt(g, "nat_addresses")) parse_nat_addresses(*nat, addr, p);
 
         if (const Setting* gw_setting = opt(g, "gateway")) {
             if (auto gw = address(gw_setting)) {
@@ -587,6 +597,8 @@ private:
                                            addr->to_string());
                 else if (addr && addr->addr == *gw)
                     error(*gw_setting, "'gateway' " + gw->to_string() + " is the port's own address");
+                else if (std::find(p.nat_addresses.begin(), p.nat_addresses.end(), *gw) != p.nat_addresses.end())
+                    error(*gw_setting, "'gateway' " + gw->to_string() + " is one of the port's 'nat_addresses'");
                 else
                     p.gateway = *gw;
             }
@@ -616,6 +628,71 @@ private:
                 port_ifaces_.emplace(p.exception_iface, SeenPort{p.name, p.loc});
         }
         return p;
+    }
+
+    // nat_addresses = [ "a.b.c.d", ... ]: more full-NAT source addresses of the port, each inside
+    // its prefix and used by nothing else. Valid entries go to p.nat_addresses.
+    void parse_nat_addresses(const Setting& s, const std::optional<IpPrefix>& port_addr, PortConfig& p) {
+        if (!s.isArray() && !s.isList()) {
+            wrong_type(s, "an array of IPv4 addresses", "nat_addresses = [ \"10.0.0.2\", \"10.0.0.3\" ];");
+            return;
+        }
+        const auto n = static_cast<size_t>(s.getLength());
+        if (n > kMaxNatAddressesPerPort) {
+            error(s, "'nat_addresses' lists " + std::to_string(n) + " addresses; a port may have at most " +
+                         std::to_string(kMaxNatAddressesPerPort));
+            return;
+        }
+        for (size_t i = 0; i < n; ++i) {
+            const Setting& e = s[static_cast<int>(i)];
+            const Setting& at = e.getSourceLine() != 0 ? e : s;  // array elements may lack a line
+            if (e.getType() != Setting::TypeString) {
+                error(at, "each entry of 'nat_addresses' must be a string \"a.b.c.d\", not " +
+                              std::string(type_name(e.getType())));
+                continue;
+            }
+            const std::string text = static_cast<const char*>(e);
+            const auto a = IpAddr::parse(text);
+            if (!a) {
+                error(at, "'nat_addresses' entry \"" + text + "\" is not a valid IPv4 address" +
+                              (text.find('/') != std::string::npos ? " (write it without a prefix length)" : ""));
+                continue;
+            }
+            const std::string shown = "NAT address " + a->to_string();
+            if (!a->is_v4()) {
+                error(at, shown + ": IPv6 is not supported by the data path yet");
+                continue;
+            }
+            if (port_addr) {
+                const uint32_t mask = port_addr->length == 0 ? 0 : ~uint32_t(0) << (32 - port_addr->length);
+                const uint32_t host = a->v4_host() & ~mask;
+                if (!port_addr->contains(*a)) {
+                    error(at, shown + " is not inside the port's subnet " + port_addr->to_string());
+                    continue;
+                }
+                if (port_addr->addr == *a) {
+                    error(at, shown + " is the port's own 'address'");
+                    continue;
+                }
+                if (port_addr->length <= 30 && (host == 0 || host == ~mask)) {
+                    error(at, shown + " is the " + (host == 0 ? "network" : "broadcast") +
+                                  " address of the port's subnet " + port_addr->to_string());
+                    continue;
+                }
+            }
+            if (auto it = port_addresses_.find(*a); it != port_addresses_.end()) {
+                error(at, shown + " is the address of port '" + it->second.name + "' (" + where(it->second.loc, p.loc) +
+                              ")");
+                continue;
+            }
+            if (auto it = nat_addresses_.find(*a); it != nat_addresses_.end()) {
+                error(at, shown + " is already a NAT address of port '" + it->second.name + "' (" +
+                              where(it->second.loc, p.loc) + ")");
+                continue;
+            }
+            nat_addresses_.emplace(*a, SeenPort{p.name, p.loc});
+            p.nat_addresses.push_back(*a);
+        }
     }
 
     void check_iface_name(const Setting& s, const std::string& iface) {
@@ -867,6 +944,9 @@ private:
             if (auto it = port_addresses_.find(*addr); it != port_addresses_.end())
                 error(g["address"], "VIP address " + addr->to_string() + " is the address of port '" +
                                         it->second.name + "'; a VIP needs an address of its own");
+            else if (auto nat = nat_addresses_.find(*addr); nat != nat_addresses_.end())
+                error(g["address"], "VIP address " + addr->to_string() + " is a NAT address of port '" +
+                                        nat->second.name + "'; a VIP needs an address of its own");
         }
         bool duplicate_endpoint = false;
         if (addr && port) {
@@ -932,6 +1012,9 @@ private:
             if (auto it = port_addresses_.find(*addr); it != port_addresses_.end())
                 error(g["address"], "backend address " + addr->to_string() +
                                         " is Ferry's own address on port '" + it->second.name + "'");
+            else if (auto nat = nat_addresses_.find(*addr); nat != nat_addresses_.end())
+                error(g["address"],
+                      "backend address " + addr->to_string() + " is a NAT address of port '" + nat->second.name + "'");
             if (vip_addr && *vip_addr == *addr)
                 error(g["address"], "backend address " + addr->to_string() + " is the VIP's own address");
         }
@@ -959,6 +1042,7 @@ private:
     std::map<std::string, SourceLoc> port_names_;
     std::map<std::string, SeenPort> port_devices_;
     std::map<IpAddr, SeenPort> port_addresses_;
+    std::map<IpAddr, SeenPort> nat_addresses_;  // every port's nat_addresses
     std::map<std::string, SeenPort> port_ifaces_;
     std::map<std::string, SourceLoc> vip_endpoints_;
     std::map<std::string, SourceLoc> vip_names_;

@@ -131,9 +131,12 @@ json ControlPlane::handle(const json& req) {
             char mac[18];
             snprintf(mac, sizeof mac, "%02x:%02x:%02x:%02x:%02x:%02x", p.mac[0], p.mac[1], p.mac[2], p.mac[3], p.mac[4],
                      p.mac[5]);
+            json nat = json::array();
+            for (const auto& a : cfg_->ports[i].nat_addresses) nat.push_back(a.to_string());
             ports.push_back({{"name", p.name},
                              {"device", cfg_->ports[i].device},
                              {"address", cfg_->ports[i].address.to_string()},
+                             {"nat_addresses", nat},
                              {"mac", mac},
                              {"host_interface", p.has_exception ? p.exception_iface : ""}});
         }

@@ -114,11 +114,17 @@ void ControlPlane::send_arp_request(uint16_t port_id, uint32_t target_ip) {
 }
 
 void ControlPlane::announce() {
-    // Gratuitous ARP for our addresses and the VIPs in each port's subnet, so
-    // peers that cached another MAC (a previous instance) move at once.
+    // Gratuitous ARP for our addresses (the port's own and its NAT addresses)
+    // and the VIPs in each port's subnet, so peers that cached another MAC (a
+    // previous instance) move at once.
     for (size_t i = 0; i < cfg_->ports.size(); ++i) {
         const dp::PortInfo& port = dp_.ports()[i];
         send_arp_request(port.port_id, port.ip);
+        for (uint32_t nat : port.nat_ips) {
+            uint8_t frame[64];
+            size_t len = packet::build_arp_request(frame, port.mac, nat, nat);
+            dp_.send_from_control(port.port_id, frame, len);
+        }
         for (const auto& v : cfg_->vips)
             if (cfg_->ports[i].address.contains(v.endpoint.addr)) {
                 uint8_t frame[64];

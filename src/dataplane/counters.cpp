@@ -18,6 +18,7 @@ const char* to_string(Drop d) {
         case Drop::handoff_full: return "handoff_full";
         case Drop::exception_unavailable: return "exception_unavailable";
         case Drop::icmp_unhandled: return "icmp_unhandled";
+        case Drop::nat_no_flow: return "nat_no_flow";
         default: return "unknown";
     }
 }

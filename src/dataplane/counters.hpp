@@ -26,6 +26,7 @@ enum class Drop : uint8_t {
     handoff_full,          // ring to the owning worker was full
     exception_unavailable, // host traffic but no exception interface on that port
     icmp_unhandled,        // ICMP to Ferry other than echo request
+    nat_no_flow,           // TCP/UDP to a NAT address (nat_addresses) that matches no flow
     count_
 };
 inline constexpr size_t kDropCount = size_t(Drop::count_);

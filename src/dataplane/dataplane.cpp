@@ -53,6 +53,12 @@ Dataplane::Dataplane(std::shared_ptr<const Config> cfg) : cfg_(std::move(cfg)) {
         ports_[i].name = cfg_->ports[i].name;
         setup_port(ports_[i], cfg_->ports[i]);
     }
+    for (const auto& p : ports_) local_ips_.push_back(p.ip);
+    for (auto& p : ports_) {
+        p.nat_first = uint8_t(local_ips_.size());  // the loader keeps the total within kMaxLocalAddresses
+        local_ips_.insert(local_ips_.end(), p.nat_ips.begin(), p.nat_ips.end());
+    }
+    if (local_ips_.size() > kMaxLocalAddresses) throw fail("too many local addresses (ports and nat_addresses)");
     std::vector<uint16_t> ids;
     for (const auto& p : ports_) ids.push_back(p.port_id);
     routes_ = std::make_unique<RouteTable>(*cfg_, ids);
@@ -109,6 +115,7 @@ void Dataplane::setup_port(PortInfo& p, const PortConfig& pc) {
     p.port_id = port_id;
     p.ip = pc.address.addr.v4_net();
     p.prefix_len = pc.address.length;
+    for (const auto& a : pc.nat_addresses) p.nat_ips.push_back(a.v4_net());
     p.mtu = pc.mtu;
 
     rte_eth_dev_info info;
@@ -173,6 +180,12 @@ void Dataplane::setup_port(PortInfo& p, const PortConfig& pc) {
               pc.device.c_str(), port_id, p.mac[0], p.mac[1], p.mac[2], p.mac[3], p.mac[4], p.mac[5], queues,
               p.rss ? "on" : "off (hand-off ring for return traffic)", p.has_exception ? ", host interface " : "",
               p.has_exception ? p.exception_iface.c_str() : "");
+    if (!pc.nat_addresses.empty()) {
+        std::string list = pc.address.addr.to_string();
+        for (const auto& a : pc.nat_addresses) list += ", " + a.to_string();
+        FERRY_LOG(INFO, "port '%s': full-NAT source addresses %s (rotating per backend)", pc.name.c_str(),
+                  list.c_str());
+    }
 }
 
 // The kernel sees host traffic through a tap interface with the port's MAC, so
@@ -219,7 +232,7 @@ void Dataplane::setup_workers() {
         w->index = idx;
         w->lcore = lcore;
         w->flows = std::make_unique<flow::FlowTable>(cfg_->workers.flow_capacity);
-        for (size_t i = 0; i < ports_.size(); ++i)
+        for (size_t i = 0; i < local_ips_.size(); ++i)
             w->nat_ports.emplace_back(flow::ports_for_worker(kNatFirstPort, kNatLastPort, n, idx),
                                       uint32_t(rte_rand()), kMaxBackends);
         w->backend_counters.resize(kMaxBackends);

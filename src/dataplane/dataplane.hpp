@@ -34,6 +34,10 @@ struct PortInfo {
     uint16_t port_id = 0;
     uint32_t ip = 0;             // network order: Ferry's address, also its NAT source
     uint8_t prefix_len = 0;
+    // More full-NAT source addresses of this port (nat_addresses), network order, and the local
+    // address index of the first: nat_ips[k] has index nat_first + k (see local_ips()).
+    std::vector<uint32_t> nat_ips;
+    uint8_t nat_first = 0;
     uint8_t mac[6] = {};
     uint16_t mtu = 1500;
     bool has_exception = false;
@@ -59,7 +63,7 @@ struct WorkerContext {
     uint32_t index = 0;           // 0..workers-1: queue id on every port
     unsigned lcore = 0;
     std::unique_ptr<flow::FlowTable> flows;
-    std::vector<flow::NatPortAllocator> nat_ports;  // by port index (local address)
+    std::vector<flow::NatPortAllocator> nat_ports;  // by local address index (see Dataplane::local_ips)
     WorkerCounters counters;
     std::vector<BackendCounters> backend_counters;  // kMaxBackends
     std::vector<VipCounters> vip_counters;          // kMaxVips
@@ -91,6 +95,10 @@ public:
     unsigned poll_control(ControlMsg* out, unsigned max);
 
     const std::vector<PortInfo>& ports() const { return ports_; }
+    // Ferry's addresses by local address index (network order): the ports' addresses in port
+    // order (index = port index), then each port's nat_ips in port order. FlowValue::nat_addr
+    // and the full-NAT port allocators use these indices.
+    const std::vector<uint32_t>& local_ips() const { return local_ips_; }
     const PortInfo* port_by_id(uint16_t port_id) const;
     std::vector<std::unique_ptr<WorkerContext>>& workers() { return workers_; }
     NeighbourTable& neighbours() { return neighbours_; }
@@ -122,6 +130,7 @@ private:
 
     std::shared_ptr<const Config> cfg_;
     std::vector<PortInfo> ports_;
+    std::vector<uint32_t> local_ips_;
     std::vector<std::unique_ptr<WorkerContext>> workers_;
     rte_mempool* pool_ = nullptr;
     rte_rcu_qsbr* rcu_ = nullptr;

@@ -116,6 +116,31 @@ bool Steering::pick_nat_port(const Snapshot& snap, uint32_t backend_id, const Ba
     return ok;
 }
 
+bool Steering::pick_nat_source(const Snapshot& snap, uint32_t backend_id, const BackendEntry& be, uint8_t home,
+                               uint8_t proto, uint32_t now_ms, uint8_t& nat_addr, uint16_t& port_net) {
+    const uint32_t n_local = uint32_t(x_.local_ips.size());
+    if (home >= x_.nat_pools.size() || x_.nat_pools[home].empty()) {
+        nat_addr = home;
+        return home < n_local && pick_nat_port(snap, backend_id, be, home, proto, now_ms, port_net);
+    }
+    const std::vector<uint8_t>& pool = x_.nat_pools[home];
+    const uint32_t n = uint32_t(pool.size());
+    uint32_t k = 0;
+    if (backend_id < nat_turn_.size()) {
+        uint8_t& turn = nat_turn_[backend_id];
+        k = turn < n ? turn : 0;
+        turn = uint8_t(k + 1 == n ? 0 : k + 1);
+    }
+    for (uint32_t tried = 0; tried < n; ++tried, k = k + 1 == n ? 0 : k + 1) {
+        const uint8_t a = pool[k];
+        if (a < n_local && pick_nat_port(snap, backend_id, be, a, proto, now_ms, port_net)) {
+            nat_addr = a;
+            return true;
+        }
+    }
+    return false;
+}
+
 ToBackend Steering::open_flow(const Snapshot& snap, uint32_t vip_id, const VipEntry& vip, const packet::Parsed& p,
                               const flow::FlowKey& key, uint32_t hash, uint32_t now_ms) {
     WorkerCounters& c = *x_.counters;
@@ -149,9 +174,8 @@ ToBackend Steering::open_flow(const Snapshot& snap, uint32_t vip_id, const VipEn
     const bool nat = vip.mode == ForwardMode::nat;
     uint8_t nat_addr = 0;
     if (nat) {
-        nat_addr = be.egress_port < x_.index_of_port.size() ? x_.index_of_port[be.egress_port] : 0;
-        if (nat_addr >= x_.local_ips.size() ||
-            !pick_nat_port(snap, out.backend_id, be, nat_addr, p.proto, now_ms, out.nat_port)) {
+        const uint8_t home = be.egress_port < x_.index_of_port.size() ? x_.index_of_port[be.egress_port] : 0;
+        if (!pick_nat_source(snap, out.backend_id, be, home, p.proto, now_ms, nat_addr, out.nat_port)) {
             out.drop = Drop::nat_ports_exhausted;
             return out;
         }

@@ -59,6 +59,10 @@ struct SteeringParts {
     std::vector<const BackendCounters*> all_backend_counters;  // every worker's, this one's included
     std::vector<uint32_t> local_ips;                           // by local address index, network order
     std::vector<uint8_t> index_of_port;                        // DPDK port id -> local address index
+    // Full-NAT source addresses of each port (nat_addresses), by the port's own local address
+    // index: that index first, then those of its NAT addresses. New full-NAT flows to a backend
+    // rotate over them. No entry, or an empty one: the port's own address alone.
+    std::vector<std::vector<uint8_t>> nat_pools;
     uint32_t worker_index = 0;
     uint32_t worker_count = 1;
 };
@@ -97,6 +101,11 @@ private:
                         const flow::FlowKey& key, uint32_t hash, uint32_t now_ms);
     bool pick_nat_port(const Snapshot& snap, uint32_t backend_id, const BackendEntry& be, uint8_t nat_addr,
                        uint8_t proto, uint32_t now_ms, uint16_t& port_net);
+    // A full-NAT source (local address index, port) for a new flow to `be` leaving through the
+    // port whose own local address index is `home`: its address pool's next address for this
+    // backend first, the others if that one has no free port.
+    bool pick_nat_source(const Snapshot& snap, uint32_t backend_id, const BackendEntry& be, uint8_t home, uint8_t proto,
+                         uint32_t now_ms, uint8_t& nat_addr, uint16_t& port_net);
     void release(const flow::FlowEntry& e);
     // FlowTable::insert, reclaiming expired flows in the key's buckets when full.
     uint32_t insert(const Snapshot& snap, const flow::FlowKey& key, uint32_t hash, const flow::FlowValue& v,
@@ -116,6 +125,10 @@ private:
     std::vector<uint32_t> rr_cursor_ = std::vector<uint32_t>(kMaxVips, 0);
     std::vector<uint64_t> rr_generation_ = std::vector<uint64_t>(kMaxVips, ~0ull);
     std::vector<int64_t> active_scratch_ = std::vector<int64_t>(kMaxBackends, 0);
+    // Per backend: the position in its port's NAT address pool the next new flow starts at, so a
+    // backend's flows rotate over the addresses and a source (address, port) comes back to it
+    // only after pool size x port share of its connections (its TIME_WAIT reuse distance).
+    std::vector<uint8_t> nat_turn_ = std::vector<uint8_t>(kMaxBackends, 0);
     uint64_t rng_ = 0x9e3779b97f4a7c15ull;
     uint32_t now_us_ = 0;
 };

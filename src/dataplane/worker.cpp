@@ -68,6 +68,9 @@ public:
         const uint64_t hz = std::max<uint64_t>(rte_get_tsc_hz(), 1'000'000);
         us_per_tsc_q32_ = (uint64_t(1'000'000) << 32) / hz;
         for (size_t i = 0; i < dp.ports().size(); ++i) port_index_[dp.ports()[i].port_id] = uint8_t(i);
+        n_port_ips_ = uint32_t(dp.ports().size());
+        n_local_ = uint32_t(std::min<size_t>(dp.local_ips().size(), kMaxLocalAddresses));
+        std::copy_n(dp.local_ips().begin(), n_local_, local_ips_);
         n_workers_ = dp.worker_count();
         idle_sleep_us_ = dp.config().workers.idle_sleep_us;
         sweep_slice_ = std::max(kMinSweepSlice, w.flows->slot_count() / kSweepPassMs + 1);
@@ -97,10 +100,12 @@ private:
         h ^= h >> 16;
         return uint32_t((uint64_t(h) * n_workers_) >> 32);
     }
-    const PortInfo* local_port_for(uint32_t ip) const {
-        for (const auto& p : dp_.ports())
-            if (p.ip == ip) return &p;
-        return nullptr;
+    // Local address index of `ip` (a port's address or a NAT address), or kNotLocal.
+    static constexpr uint32_t kNotLocal = ~0u;
+    uint32_t local_index(uint32_t ip) const {
+        for (uint32_t i = 0; i < n_local_; ++i)
+            if (local_ips_[i] == ip) return i;
+        return kNotLocal;
     }
     void flush_tx();
     void retry_pending();
@@ -116,6 +121,11 @@ private:
     uint32_t n_workers_ = 1;
     uint32_t idle_sleep_us_ = 0;
     uint8_t port_index_[RTE_MAX_ETHPORTS] = {};
+    // Ferry's addresses by local address index (Dataplane::local_ips), copied flat for the scan
+    // of local_index(); the first n_port_ips_ are the ports' own addresses.
+    uint32_t local_ips_[kMaxLocalAddresses] = {};
+    uint32_t n_local_ = 0;
+    uint32_t n_port_ips_ = 0;
     Pending pending_[kPendingMax];
     uint32_t n_pending_ = 0;
     Steering steer_;
@@ -201,7 +211,8 @@ void Worker::handle_arp(rte_mbuf* m, const PortInfo& port, const packet::Parsed&
         drop(m, drop_of(packet::ParseResult::truncated_l3));
         return;
     }
-    bool for_us = arp.target_ip == port.ip || snap_->is_vip_address(arp.target_ip);
+    bool for_us = arp.target_ip == port.ip || snap_->is_vip_address(arp.target_ip) ||
+                  std::find(port.nat_ips.begin(), port.nat_ips.end(), arp.target_ip) != port.nat_ips.end();
     if (arp.op == packet::kArpRequest && for_us) {
         if (arp.sender_ip != 0) control_msg(ControlMsg::learn, port.port_id, arp.sender_ip, arp.sender_mac);
         packet::make_arp_reply(data, p.l3_offset, port.mac);
@@ -227,9 +238,14 @@ SteeringParts Worker::steering_parts(Dataplane& dp, WorkerContext& w) {
     x.vip_counters = w.vip_counters.data();
     for (const auto& other : dp.workers()) x.all_backend_counters.push_back(other->backend_counters.data());
     x.index_of_port.assign(RTE_MAX_ETHPORTS, 0);
+    for (size_t i = 0; i < dp.ports().size(); ++i) x.index_of_port[dp.ports()[i].port_id] = uint8_t(i);
+    x.local_ips = dp.local_ips();
+    x.nat_pools.resize(dp.ports().size());
     for (size_t i = 0; i < dp.ports().size(); ++i) {
-        x.index_of_port[dp.ports()[i].port_id] = uint8_t(i);
-        x.local_ips.push_back(dp.ports()[i].ip);
+        const PortInfo& p = dp.ports()[i];
+        if (p.nat_ips.empty()) continue;
+        x.nat_pools[i].push_back(uint8_t(i));
+        for (size_t k = 0; k < p.nat_ips.size(); ++k) x.nat_pools[i].push_back(uint8_t(p.nat_first + k));
     }
     x.worker_index = w.index;
     x.worker_count = dp.worker_count();
@@ -299,9 +315,9 @@ void Worker::process(rte_mbuf* m, uint16_t in_port, bool handed_off, const Prepa
         uint32_t vip = snap_->find_vip(p.dst_ip, p.dst_port, p.proto);
         if (vip != kNone) return forward_vip(m, p, hash, vip, handed_off);
     }
-    const PortInfo* local = local_port_for(p.dst_ip);
+    const uint32_t local = local_index(p.dst_ip);
     if (p.proto == IPPROTO_ICMP) {
-        if (local || snap_->is_vip_address(p.dst_ip)) {
+        if (local != kNotLocal || snap_->is_vip_address(p.dst_ip)) {
             if (packet::make_icmp_echo_reply(data, rte_pktmbuf_data_len(m), p)) {
                 ++c_.icmp_echo_replies;
                 ++c_.tx_packets;
@@ -312,14 +328,17 @@ void Worker::process(rte_mbuf* m, uint16_t in_port, bool handed_off, const Prepa
         }
         return to_exception(m, port);
     }
-    if (local) {
-        // Full-NAT reply: the local port says which worker owns the flow.
+    if (local != kNotLocal) {
+        // Full-NAT reply: the local port says which worker owns the flow (every worker has the
+        // same share of ports on each local address).
         if (n_workers_ > 1 && !handed_off) {
             uint32_t owner = dp_.nat_port_owner()[ntohs(p.dst_port)];
             if (owner != w_.index) return handoff(m, owner);
         }
         uint32_t slot = w_.flows->lookup(key_v4(p), hash);
         if (slot != flow::kNoPeer && reply_flow(m, p, slot)) return;
+        // The host owns the port's address; a NAT address is the data plane's alone.
+        if (local >= n_port_ips_) return drop(m, Drop::nat_no_flow);
         return to_exception(m, port);
     }
     if (snap_->is_vip_address(p.dst_ip)) return drop(m, Drop::no_vip_port);

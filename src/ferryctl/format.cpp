@@ -201,7 +201,7 @@ namespace {
 
 const std::map<std::string, std::vector<std::string>, std::less<>>& known_lists() {
     static const std::map<std::string, std::vector<std::string>, std::less<>> known = {
-        {"ports", {"name", "device", "address", "mac"}},
+        {"ports", {"name", "device", "address", "nat_addresses", "mac"}},
         {"vips",
          {"name", "address", "port", "proto", "mode", "scheduler", "backends", "active_flows", "new_flows"}},
         {"backends",

@@ -7,10 +7,13 @@ its own topology and tears it down.
 """
 import json
 import os
+import re
 import signal
 import subprocess
 import time
 import unittest
+
+from pathlib import Path
 
 from topo import (HOST_ADDRS, CLIENT_ADDR, IF_BACKEND, IF_CLIENT, IF_LB_BACKEND, IF_LB_CLIENT, LB_BACKEND_ADDR,
                   LB_CLIENT_ADDR, PYTHON, VIP, Topology, close_class_topology, open_class_topology)
@@ -307,6 +310,91 @@ class StreamSurvivesTableChanges(unittest.TestCase):
             log = t.ferryd_log()
             self.assertIn("reload:", log)
             self.assertEqual(stats(t)["drop_tcp_no_flow"], 0)
+
+
+def ferryctl_path():
+    """FERRYCTL, else the ferryctl next to FERRYD's build tree, else build/."""
+    if os.environ.get("FERRYCTL"):
+        return os.environ["FERRYCTL"]
+    if os.environ.get("FERRYD"):
+        guess = Path(os.environ["FERRYD"]).resolve().parents[1] / "ferryctl" / "ferryctl"
+        if guess.exists():
+            return str(guess)
+    return str(Path(__file__).resolve().parents[2] / "build" / "src" / "ferryctl" / "ferryctl")
+
+
+class NatAddresses(unittest.TestCase):
+    """Full NAT with two nat_addresses on the backend port: new connections
+    to one backend leave from the port's address and both NAT addresses in
+    turn, and Ferry answers ARP and ping for the NAT addresses. With two
+    workers, replies to every address reach the worker owning their flow."""
+
+    NAT_ADDRS = ("10.77.2.2", "10.77.2.3")
+    N_REQUESTS = 12
+
+    def test_new_connections_rotate_over_the_nat_addresses(self):
+        self.run_workers(1)
+
+    def test_two_workers(self):
+        # Each worker rotates on its own; one of them opens at least 6 of the
+        # 12 connections, so all three addresses still show up.
+        self.run_workers(2)
+
+    def run_workers(self, workers):
+        require_root()
+        # One backend, so every connection goes to it; --verbose: the mock
+        # server logs each request with its peer address.
+        with Topology(1, weights=(100,), server_args=["--verbose"]) as t:
+            cfg = t.write_config(workers=workers, mode="nat", udp=False, worker_settings=E2E_WORKER_SETTINGS,
+                                 ports={"backend": {"nat_addresses": self.NAT_ADDRS}})
+            t.start_ferryd(cfg, workers=workers)
+            t.wait_backends_seen(timeout=30)
+            b = t.backends[0]
+
+            r = t.load(n=self.N_REQUESTS, concurrency=1, new_conn=True, timeout=10)
+            self.assertEqual(r["failed"], 0, r.get("errors"))
+            self.assertEqual(r["ok"], self.N_REQUESTS)
+
+            # The backend saw every source address (health probes come from the host's own).
+            log = t.log_path(f"{b.id}-http.log").read_text(errors="replace")
+            peers = re.findall(r"(?m)^(\d+\.\d+\.\d+\.\d+) - - \[", log)
+            sources = set(peers) - {HOST_BACKEND_ADDR}
+            print(f"# nat_addresses, {workers} worker(s): backend saw sources {sorted(sources)} over {len(peers)} logged requests")
+            self.assertEqual(sources, {LB_BACKEND_ADDR, *self.NAT_ADDRS}, log[-2000:])
+
+            # ARP and ICMP echo for a NAT address, from the backend's side.
+            t.run_in(b.ns, ["ip", "neigh", "flush", "dev", IF_BACKEND])
+            t.run_in(b.ns, ["ping", "-c", "2", "-i", "0.2", "-W", "2", self.NAT_ADDRS[1]])
+            neigh = json.loads(t.run_in(b.ns, ["ip", "-j", "neigh", "show", "dev", IF_BACKEND]).stdout)
+            macs = {n["dst"]: n.get("lladdr") for n in neigh}
+            self.assertEqual(macs.get(self.NAT_ADDRS[1]), mac_of(t, t.ns_lb, IF_LB_BACKEND), neigh)
+
+            # Operators see the list.
+            cp = subprocess.run([ferryctl_path(), "--socket", t.control_socket, "--json", "status"],
+                                capture_output=True, text=True, timeout=30)
+            self.assertEqual(cp.returncode, 0, cp.stderr)
+            ports = {p["name"]: p for p in json.loads(cp.stdout)["ports"]}
+            self.assertEqual(ports["backend"]["nat_addresses"], list(self.NAT_ADDRS))
+            self.assertEqual(ports["client"]["nat_addresses"], [])
+
+            if workers == 1:
+                # Not reloadable: a changed list is refused and the running one kept.
+                t.write_config(cfg, workers=1, mode="nat", udp=False, worker_settings=E2E_WORKER_SETTINGS,
+                               ports={"backend": {"nat_addresses": self.NAT_ADDRS[:1]}})
+                t.signal_ferryd(signal.SIGHUP)
+                deadline = time.monotonic() + 10
+                while "nat_addresses changed" not in t.ferryd_log() and time.monotonic() < deadline:
+                    time.sleep(0.2)
+                self.assertIn("port 'backend': nat_addresses changed: restart ferryd to apply it", t.ferryd_log())
+                r = t.load(n=3, concurrency=1, new_conn=True, timeout=10)
+                self.assertEqual(r["failed"], 0, r.get("errors"))
+
+            s = stats(t)
+            self.assertEqual(s["drop_nat_ports_exhausted"], 0)
+            self.assertEqual(s["drop_tcp_no_flow"], 0)
+            self.assertEqual(s["drop_nat_no_flow"], 0)
+            self.assertEqual(s["drop_handoff_full"], 0)
+            self.assertEqual(t.stop_ferryd(), 0)
 
 
 if __name__ == "__main__":

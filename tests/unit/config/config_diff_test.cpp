@@ -102,5 +102,17 @@ TEST(ConfigDiff, PortsWorkersAndControlNeedRestart) {
     EXPECT_TRUE(d.changes.empty());
 }
 
+TEST(ConfigDiff, NatAddressesNeedRestartAndSayWhichPort) {
+    Config next = base();
+    next.ports[0].nat_addresses = {*IpAddr::parse("10.0.0.2")};
+    auto d = diff_configs(base(), next);
+    ASSERT_EQ(d.restart_needed.size(), 1u);
+    EXPECT_EQ(d.restart_needed[0], "port 'lan': nat_addresses changed");
+    EXPECT_TRUE(diff_configs(next, next).empty());
+    Config reordered = next;
+    reordered.ports[0].nat_addresses.push_back(*IpAddr::parse("10.0.0.3"));
+    EXPECT_TRUE(has(diff_configs(next, reordered).restart_needed, "nat_addresses changed"));
+}
+
 }  // namespace
 }  // namespace ferry

@@ -539,6 +539,104 @@ TEST(ConfigAddresses, BackendMustNotBeFerryOrTheVip) {
                      "backend address 10.0.0.100 is the VIP's own address");
 }
 
+// ---- nat_addresses -----------------------------------------------------------------------------
+
+// kMinimal with `list` as the client port's nat_addresses.
+std::string with_nat(const std::string& list) {
+    return replaced(kMinimal, "\"10.0.0.1/24\";", "\"10.0.0.1/24\";\n    nat_addresses = " + list + ";");
+}
+
+TEST(ConfigNatAddresses, DefaultIsEmpty) { EXPECT_TRUE(expect_ok(load(kMinimal)).ports[0].nat_addresses.empty()); }
+
+TEST(ConfigNatAddresses, ListedAddressesAreKeptInOrder) {
+    const auto r = load(with_nat(R"([ "10.0.0.3", "10.0.0.2" ])"));
+    const Config& c = expect_ok(r);
+    ASSERT_EQ(c.ports[0].nat_addresses.size(), 2u);
+    EXPECT_EQ(c.ports[0].nat_addresses[0].to_string(), "10.0.0.3");
+    EXPECT_EQ(c.ports[0].nat_addresses[1].to_string(), "10.0.0.2");
+    EXPECT_TRUE(expect_ok(load(with_nat("[]"))).ports[0].nat_addresses.empty());
+    // A list ( ... ) is accepted as well as an array [ ... ].
+    EXPECT_EQ(expect_ok(load(with_nat(R"(( "10.0.0.2" ))"))).ports[0].nat_addresses.size(), 1u);
+}
+
+TEST(ConfigNatAddresses, UpToSixteenPerPort) {
+    auto list = [](int n) {
+        std::string s = "[";
+        for (int i = 0; i < n; ++i) s += (i ? ", \"10.0.0." : " \"10.0.0.") + std::to_string(10 + i) + "\"";
+        return s + " ]";
+    };
+    EXPECT_EQ(expect_ok(load(with_nat(list(16)))).ports[0].nat_addresses.size(), 16u);
+    expect_one_error(with_nat(list(17)), "nat_addresses",
+                     "'nat_addresses' lists 17 addresses; a port may have at most 16");
+}
+
+TEST(ConfigNatAddresses, AtMost256LocalAddressesInAll) {
+    // A flow keeps the index of its source address in one byte.
+    auto ports = [](int n_ports, int nat_each) {
+        std::string text = "ports = (\n";
+        for (int i = 0; i < n_ports; ++i) {
+            const std::string net = "10." + std::to_string(i) + ".0.";
+            text += std::string(i ? ",\n" : "") + "  { name = \"p" + std::to_string(i) + "\"; device = \"net_null" +
+                    std::to_string(i) + "\"; address = \"" + net + "1/24\"; nat_addresses = [";
+            for (int k = 0; k < nat_each; ++k)
+                text += std::string(k ? ", " : " ") + "\"" + net + std::to_string(10 + k) + "\"";
+            text += " ]; }";
+        }
+        return text + "\n);\n";
+    };
+    EXPECT_EQ(expect_ok(load(ports(16, 15))).ports.size(), 16u);  // 16 x 16 = 256
+    expect_one_error(ports(16, 16), "ports = (",
+                     "the ports have 272 addresses with their 'nat_addresses'; at most 256 in all");
+}
+
+TEST(ConfigNatAddresses, EveryBadEntryIsRefused) {
+    expect_one_error(with_nat(R"("10.0.0.2")"), "nat_addresses",
+                     "'nat_addresses' must be an array of IPv4 addresses, not a string");
+    expect_one_error(with_nat("[ 5 ]"), "nat_addresses",
+                     "each entry of 'nat_addresses' must be a string \"a.b.c.d\", not an integer");
+    expect_one_error(with_nat(R"([ "10.0.0.300" ])"), "nat_addresses",
+                     "'nat_addresses' entry \"10.0.0.300\" is not a valid IPv4 address");
+    expect_one_error(with_nat(R"([ "10.0.0.2/24" ])"), "nat_addresses", "write it without a prefix length");
+    expect_one_error(with_nat(R"([ "fd00::2" ])"), "nat_addresses",
+                     "NAT address fd00::2: IPv6 is not supported by the data path yet");
+    expect_one_error(with_nat(R"([ "10.0.1.2" ])"), "nat_addresses",
+                     "NAT address 10.0.1.2 is not inside the port's subnet 10.0.0.1/24");
+    expect_one_error(with_nat(R"([ "10.0.0.1" ])"), "nat_addresses",
+                     "NAT address 10.0.0.1 is the port's own 'address'");
+    expect_one_error(with_nat(R"([ "10.0.0.0" ])"), "nat_addresses",
+                     "NAT address 10.0.0.0 is the network address of the port's subnet 10.0.0.1/24");
+    expect_one_error(with_nat(R"([ "10.0.0.255" ])"), "nat_addresses",
+                     "NAT address 10.0.0.255 is the broadcast address of the port's subnet 10.0.0.1/24");
+    expect_one_error(with_nat(R"([ "10.0.0.2", "10.0.0.2" ])"), "nat_addresses",
+                     "NAT address 10.0.0.2 is already a NAT address of port 'client' (line 2)");
+}
+
+TEST(ConfigNatAddresses, MustNotBeAnyOtherAddress) {
+    // Another port's address, before or after it.
+    const std::string two_ports =
+        replaced(with_nat(R"([ "10.0.0.2" ])"), "\n);\nvips",
+                 ",\n  { name = \"backend\"; device = \"net_af_packet1\"; address = \"10.0.0.2/24\"; }\n);\nvips");
+    expect_one_error(two_ports, "10.0.0.2/24", "address 10.0.0.2 is a NAT address of port 'client' (line 2)");
+    const std::string other_first =
+        replaced(with_nat(R"([ "10.0.0.2" ])"), "ports = (\n",
+                 "ports = (\n  { name = \"backend\"; device = \"net_af_packet1\"; address = \"10.0.0.2/24\"; },\n");
+    expect_one_error(other_first, "nat_addresses", "NAT address 10.0.0.2 is the address of port 'backend' (line 2)");
+    // Another port's NAT address.
+    const std::string shared = replaced(with_nat(R"([ "10.0.0.2" ])"), "\n);\nvips",
+                                        ",\n  { name = \"backend\"; device = \"net_af_packet1\"; address = "
+                                        "\"10.0.0.3/24\"; nat_addresses = [ \"10.0.0.2\" ]; }\n);\nvips");
+    expect_one_error(shared, "address = \"10.0.0.3/24\"",
+                     "NAT address 10.0.0.2 is already a NAT address of port 'client' (line 2)");
+    // A VIP, a backend, the gateway.
+    expect_one_error(with_nat(R"([ "10.0.0.100" ])"), "10.0.0.100\"; port",
+                     "VIP address 10.0.0.100 is a NAT address of port 'client'; a VIP needs an address of its own");
+    expect_one_error(replaced(with_nat(R"([ "10.0.0.2" ])"), "\"10.0.1.5\"", "\"10.0.0.2\""), "10.0.0.2\"; port = 8000",
+                     "backend address 10.0.0.2 is a NAT address of port 'client'");
+    expect_one_error(
+        replaced(with_nat(R"([ "10.0.0.254" ])"), "\"10.0.0.1/24\";", "\"10.0.0.1/24\"; gateway = \"10.0.0.254\";"),
+        "gateway", "'gateway' 10.0.0.254 is one of the port's 'nat_addresses'");
+}
+
 TEST(ConfigControl, MetricsListen) {
     const auto set = [](const std::string& value) {
         return replaced(kMinimal, "ports = (",

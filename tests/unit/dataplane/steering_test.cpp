@@ -17,9 +17,11 @@ constexpr uint16_t kVipPort = 80;
 
 uint32_t ip(uint32_t host) { return htonl(host); }
 
-// One worker's steering over a small snapshot: one VIP, `n` backends.
+// One worker's steering over a small snapshot: one VIP, `n` backends behind
+// one port, whose full-NAT sources are its address plus `extra_nat`
+// nat_addresses (10.77.2.2, 10.77.2.3, ...), each with the ports `nat_ports`.
 struct Rig {
-    flow::FlowTable flows{4096};
+    flow::FlowTable flows;
     std::vector<flow::NatPortAllocator> nat;
     WorkerCounters counters;
     std::vector<BackendCounters> backend_counters = std::vector<BackendCounters>(kMaxBackends);
@@ -29,8 +31,10 @@ struct Rig {
     std::unique_ptr<Steering> steer;
     uint32_t now = 1000;
 
-    Rig(uint32_t n, ForwardMode mode, SchedulerKind scheduler, std::vector<uint16_t> nat_ports) {
-        nat.emplace_back(std::move(nat_ports));
+    Rig(uint32_t n, ForwardMode mode, SchedulerKind scheduler, std::vector<uint16_t> nat_ports, uint32_t extra_nat = 0,
+        uint32_t table = 4096)
+        : flows(table) {
+        for (uint32_t a = 0; a <= extra_nat; ++a) nat.emplace_back(nat_ports);
         VipEntry v;
         v.present = true;
         v.ip = ip(kVipIp);
@@ -66,6 +70,13 @@ struct Rig {
         x.all_backend_counters = {backend_counters.data(), other_worker.data()};
         x.local_ips = {ip(kLocalIp)};
         x.index_of_port = {0, 0, 0, 0};
+        if (extra_nat != 0) {
+            x.nat_pools = {{0}};
+            for (uint32_t a = 1; a <= extra_nat; ++a) {
+                x.local_ips.push_back(ip(kLocalIp + a));
+                x.nat_pools[0].push_back(uint8_t(a));
+            }
+        }
         x.worker_count = 2;
         steer = std::make_unique<Steering>(std::move(x));
     }
@@ -284,6 +295,137 @@ TEST(Steering, ReplyEntryOnlyAnswersReplies) {
         r.flows.lookup(flow::FlowKey::v4(ip(0xc0a80001), ip(kVipIp), htons(40000), htons(kVipPort), IPPROTO_TCP));
     ToClient back;
     EXPECT_FALSE(r.steer->to_client(Rig::client_packet(0xc0a80001, 40000, packet::kTcpAck), fwd, 60, r.now, back));
+}
+
+// ---- several full-NAT source addresses per port (nat_addresses) ------------------------------
+
+TEST(SteeringNatAddresses, NewFlowsToOneBackendRotateOverTheAddresses) {
+    Rig r(1, ForwardMode::nat, SchedulerKind::maglev, port_range(5000, 100), 2);
+    std::vector<ToBackend> opened;
+    std::map<uint32_t, int> per_address;
+    for (uint16_t i = 0; i < 9; ++i) {
+        const ToBackend to = r.syn(0xc0a80001, uint16_t(40000 + i));
+        ASSERT_TRUE(to.forward()) << i;
+        // In turn: the port's address, then 10.77.2.2, then 10.77.2.3, again and again.
+        EXPECT_EQ(to.nat_ip, ip(kLocalIp + i % 3)) << i;
+        ++per_address[to.nat_ip];
+        opened.push_back(to);
+    }
+    EXPECT_EQ(per_address.size(), 3u);
+    for (const auto& [addr, count] : per_address) EXPECT_EQ(count, 3) << addr;
+    EXPECT_EQ(r.flows.size(), 18u);
+
+    // The backend's answer to each address finds its client.
+    for (uint16_t i = 0; i < 9; ++i) {
+        ToClient back;
+        ASSERT_TRUE(r.reply(opened[i], packet::kTcpSyn | packet::kTcpAck, back)) << i;
+        EXPECT_TRUE(back.full_nat);
+        EXPECT_EQ(back.client_ip, ip(0xc0a80001));
+        EXPECT_EQ(back.client_port, htons(uint16_t(40000 + i)));
+        EXPECT_EQ(back.vip_ip, ip(kVipIp));
+    }
+    // An answer to the right port on another address matches nothing.
+    ToBackend wrong = opened[1];
+    wrong.nat_ip = ip(kLocalIp + 2);
+    ToClient none;
+    if (wrong.nat_port != opened[2].nat_port) {
+        EXPECT_FALSE(r.reply(wrong, packet::kTcpAck, none));
+    }
+
+    // The client's next packets keep their flow's address and port.
+    for (uint16_t i = 0; i < 9; ++i) {
+        const ToBackend again = r.send(Rig::client_packet(0xc0a80001, uint16_t(40000 + i), packet::kTcpAck));
+        ASSERT_TRUE(again.forward());
+        EXPECT_EQ(again.nat_ip, opened[i].nat_ip);
+        EXPECT_EQ(again.nat_port, opened[i].nat_port);
+    }
+
+    // Ending each flow (from either entry) removes both entries and the count.
+    for (uint16_t i = 0; i < 9; ++i) {
+        const ToBackend& to = opened[i];
+        if (i % 2 == 0) {
+            r.steer->end_flow(to.slot);
+        } else {
+            const BackendEntry& be = r.snap.backends[to.backend_id];
+            const uint32_t reply =
+                r.flows.lookup(flow::FlowKey::v4(be.ip, to.nat_ip, be.port, to.nat_port, IPPROTO_TCP));
+            ASSERT_NE(reply, flow::kNoPeer) << i;
+            r.steer->end_flow(reply);
+        }
+    }
+    EXPECT_EQ(r.flows.size(), 0u);
+    EXPECT_EQ(r.backend_counters[0].active_flows, 0);
+}
+
+TEST(SteeringNatAddresses, EachBackendRotatesOnItsOwn) {
+    // Round robin over two backends: each backend still sees the addresses in turn.
+    Rig r(2, ForwardMode::nat, SchedulerKind::round_robin, port_range(5000, 100), 1);
+    std::map<uint32_t, std::vector<uint32_t>> seen;
+    for (uint16_t i = 0; i < 8; ++i) {
+        const ToBackend to = r.syn(0xc0a80001, uint16_t(40000 + i));
+        ASSERT_TRUE(to.forward());
+        seen[to.backend_id].push_back(to.nat_ip);
+    }
+    ASSERT_EQ(seen.size(), 2u);
+    for (const auto& [backend, addrs] : seen) {
+        ASSERT_EQ(addrs.size(), 4u);
+        for (size_t k = 0; k < addrs.size(); ++k) EXPECT_EQ(addrs[k], ip(kLocalIp + k % 2)) << backend;
+    }
+}
+
+TEST(SteeringNatAddresses, PortsAreUniquePerAddressAndBackend) {
+    // Ten ports on each of two addresses, one backend: twenty connections fit
+    // (ten alone would without nat_addresses), every (address, port) once.
+    Rig one(1, ForwardMode::nat, SchedulerKind::maglev, port_range(5000, 10));
+    for (uint16_t i = 0; i < 10; ++i) ASSERT_TRUE(one.syn(0xc0a80001, uint16_t(30000 + i)).forward());
+    EXPECT_EQ(one.syn(0xc0a80001, 30999).drop, Drop::nat_ports_exhausted);
+
+    Rig r(1, ForwardMode::nat, SchedulerKind::maglev, port_range(5000, 10), 1);
+    std::set<std::pair<uint32_t, uint16_t>> sources;
+    std::map<uint32_t, std::set<uint16_t>> ports;
+    for (uint16_t i = 0; i < 20; ++i) {
+        const ToBackend to = r.syn(0xc0a80001, uint16_t(30000 + i));
+        ASSERT_TRUE(to.forward()) << i;
+        EXPECT_TRUE(sources.insert({to.nat_ip, to.nat_port}).second) << "source reused for one backend";
+        ports[to.nat_ip].insert(ntohs(to.nat_port));
+    }
+    ASSERT_EQ(ports.size(), 2u);
+    EXPECT_EQ(ports[ip(kLocalIp)], ports[ip(kLocalIp + 1)]) << "the same ports, once on each address";
+    const ToBackend full = r.syn(0xc0a80001, 30999);
+    EXPECT_EQ(full.drop, Drop::nat_ports_exhausted);
+    EXPECT_EQ(r.flows.size(), 40u);
+
+    // A flow that ends gives its (address, port) back, even when the rotation
+    // first offers the other, still full, address.
+    const ToBackend& gone = r.send(Rig::client_packet(0xc0a80001, 30002, packet::kTcpRst | packet::kTcpAck));
+    ASSERT_TRUE(gone.forward());
+    r.steer->end_flow(gone.slot);
+    const ToBackend reuse = r.syn(0xc0a80001, 31000);
+    ASSERT_TRUE(reuse.forward());
+    EXPECT_EQ(reuse.nat_ip, gone.nat_ip);
+    EXPECT_EQ(reuse.nat_port, gone.nat_port);
+}
+
+TEST(SteeringNatAddresses, TwoAddressesHoldTwiceTheWholePortRangeToOneBackend) {
+    // One worker's whole range 1024..65535 (64,512 ports) on each of two
+    // addresses: 129,024 concurrent flows to ONE backend, every source
+    // (address, port) once; the next one finds no port.
+    const std::vector<uint16_t> all = flow::ports_for_worker(1024, 65535, 1, 0);
+    ASSERT_EQ(all.size(), 64512u);
+    Rig r(1, ForwardMode::nat, SchedulerKind::maglev, all, 1, 1u << 19);
+    std::vector<uint8_t> used(2u << 16, 0);  // by address (0, 1) x port
+    const uint32_t want = 2 * 64512;
+    for (uint32_t i = 0; i < want; ++i) {
+        const ToBackend to = r.syn(0xc0a80000 + i / 50000, uint16_t(10000 + i % 50000));
+        ASSERT_TRUE(to.forward()) << i;
+        const uint32_t a = to.nat_ip == ip(kLocalIp) ? 0 : 1;
+        uint8_t& u = used[(a << 16) | ntohs(to.nat_port)];
+        ASSERT_EQ(u, 0) << "source reused at flow " << i;
+        u = 1;
+    }
+    EXPECT_EQ(r.backend_counters[0].active_flows, int64_t(want));
+    EXPECT_GT(r.backend_counters[0].active_flows, 64512) << "more than one address's worth";
+    EXPECT_EQ(r.syn(0xc0a8ff00, 1).drop, Drop::nat_ports_exhausted);
 }
 
 }  // namespace

@@ -45,10 +45,12 @@ const json kStatus = {{"version", "0.1.0"},
                        {{{"name", "client"},
                          {"device", "net_af_packet0"},
                          {"address", "10.77.1.1/24"},
+                         {"nat_addresses", json::array()},
                          {"mac", "02:00:00:00:00:01"}},
                         {{"name", "backend"},
                          {"device", "net_af_packet1"},
                          {"address", "10.77.2.1/24"},
+                         {"nat_addresses", {"10.77.2.2", "10.77.2.3"}},
                          {"mac", "02:00:00:00:00:02"}}}},
                       {"config_file", "/etc/ferry/ferry.conf"},
                       {"config_loaded_at", "2024-05-01 12:00:00"}};
@@ -174,8 +176,12 @@ TEST_F(FerryctlTest, StatusShowsFieldsAndPortsTable) {
     ASSERT_NE(header, lines.end()) << r.out;
     EXPECT_LT(header->find("NAME"), header->find("DEVICE"));
     EXPECT_LT(header->find("DEVICE"), header->find("ADDRESS"));
-    EXPECT_LT(header->find("ADDRESS"), header->find("MAC"));
+    EXPECT_LT(header->find("ADDRESS"), header->find("NAT ADDRESSES"));
+    EXPECT_LT(header->find("NAT ADDRESSES"), header->find("MAC"));
     EXPECT_EQ((header + 1)->find("net_af_packet0"), header->find("DEVICE")) << "columns are aligned";
+    ASSERT_LT(header + 2, lines.end());
+    EXPECT_EQ((header + 2)->find("10.77.2.2, 10.77.2.3"), header->find("NAT ADDRESSES")) << r.out;
+    EXPECT_EQ((header + 1)->find(" - "), header->find("NAT ADDRESSES") - 1) << "no NAT addresses: -\n" << r.out;
     EXPECT_EQ(last_request(), (json{{"cmd", "status"}}));
 }
 
