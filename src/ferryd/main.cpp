@@ -136,6 +136,27 @@ int main(int argc, char** argv) {
         return 1;
     }
 
+    // SIGINT/SIGTERM/SIGHUP go to the main (control) thread only: they are
+    // blocked here, so every thread EAL and the control plane start inherits
+    // the block, and unblocked in this thread once all are running. A signal
+    // landing on another thread made its blocking call fail with EINTR: DPDK's
+    // telemetry thread quits on an accept() error ("Error with accept,
+    // telemetry thread quitting"), seen after repeated SIGHUP reloads. The
+    // handler also restarts interrupted calls, for threads started later.
+    struct sigaction sa{};
+    sa.sa_handler = on_signal;
+    sa.sa_flags = SA_RESTART;
+    sigemptyset(&sa.sa_mask);
+    sigaction(SIGINT, &sa, nullptr);
+    sigaction(SIGTERM, &sa, nullptr);
+    sigaction(SIGHUP, &sa, nullptr);
+    sigset_t ours;
+    sigemptyset(&ours);
+    sigaddset(&ours, SIGINT);
+    sigaddset(&ours, SIGTERM);
+    sigaddset(&ours, SIGHUP);
+    pthread_sigmask(SIG_BLOCK, &ours, nullptr);
+
     int eal_argc = dashdash < 0 ? argc : dashdash;
     int rc = rte_eal_init(eal_argc, argv);
     if (rc < 0) {
@@ -145,13 +166,6 @@ int main(int argc, char** argv) {
         return 1;
     }
     ferry::log_init();
-
-    struct sigaction sa{};
-    sa.sa_handler = on_signal;
-    sigemptyset(&sa.sa_mask);
-    sigaction(SIGINT, &sa, nullptr);
-    sigaction(SIGTERM, &sa, nullptr);
-    sigaction(SIGHUP, &sa, nullptr);
 
     int status = 0;
     try {
@@ -163,6 +177,7 @@ int main(int argc, char** argv) {
         FERRY_LOG(INFO, "ferryd ready: %u worker(s), %zu port(s), %zu VIP(s), config %s", dp.worker_count(),
                   dp.ports().size(), loaded.config->vips.size(), opt.config.c_str());
         std::fflush(stdout);
+        pthread_sigmask(SIG_UNBLOCK, &ours, nullptr);  // a signal sent during start-up is delivered now
         sd_notify(0, "READY=1");
         cp.run(g_stop, g_reload);
         sd_notify(0, "STOPPING=1");
