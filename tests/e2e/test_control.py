@@ -10,6 +10,7 @@ reloaded twenty times. Every class builds its own topology and tears it down.
 Figures the lead asked for are printed as TAP comments ("# detection_ms=...",
 "# reload apply_ms=...", "# reloads: failed=... lost=...").
 """
+import ctypes
 import json
 import os
 import re
@@ -509,6 +510,30 @@ class Reloads(ControlTopology, unittest.TestCase):
         r = t.load(n=100, concurrency=10, new_conn=True, timeout=10)
         self.assertEqual(r["failed"], 0, r.get("errors"))
         self.assertEqual(set(r["servers"]), {b.id for b in t.backends[:3]}, r)
+
+    def test_sighup_aimed_at_the_telemetry_thread_does_not_kill_it(self):
+        """Signals are for ferryd's main thread alone. A process-directed
+        SIGHUP can land on any thread that does not block it; on DPDK's
+        telemetry thread it interrupted accept() and the thread quit ("Error
+        with accept, telemetry thread quitting"; seen once in CI during
+        reloads). Here the SIGHUP is sent to that thread itself (tgkill), so
+        the case is hit every time: telemetry must keep answering."""
+        t = self.topo
+        pid = t.ferryd.pid
+        threads = {}
+        for task in Path(f"/proc/{pid}/task").iterdir():
+            threads[(task / "comm").read_text().strip()] = int(task.name)
+        telemetry = [tid for name, tid in threads.items() if name.startswith("telemetry")]
+        self.assertTrue(telemetry, f"no telemetry thread among {sorted(threads)}")
+        libc = ctypes.CDLL(None, use_errno=True)
+        for tid in telemetry:
+            self.assertEqual(libc.syscall(234, pid, tid, signal.SIGHUP), 0)  # SYS_tgkill (x86-64)
+        time.sleep(1.0)
+        gone = [tid for tid in telemetry if not Path(f"/proc/{pid}/task/{tid}").exists()]
+        self.assertEqual(gone, [], "telemetry thread(s) quit:\n" + t.ferryd_log()[-2000:])
+        self.assertNotIn("telemetry thread quitting", t.ferryd_log())
+        self.assertIn("/ferry/stats", t.telemetry("/ferry/stats"))
+        self.assertIsNone(t.ferryd.poll(), "ferryd exited")
 
     def test_twenty_reloads_under_traffic_lose_nothing(self):
         t = self.topo
