@@ -3,7 +3,7 @@
 # generator of ours (tests/bench/pipeline/ferry_gen.cpp), then dpdk-testpmd in
 # ferryd's place (the I/O ceiling of the same setup), then ferryd's memory.
 #
-#   sudo scripts/bench.sh                     # pipeline + memory (about 5 minutes)
+#   sudo scripts/bench.sh                     # pipeline + memory (about 15 minutes)
 #   sudo scripts/bench.sh pipeline [options]
 #   sudo scripts/bench.sh memory
 #   sudo scripts/bench.sh peers [--duration S] [--placement split|shared] [--peers LIST]
