@@ -119,19 +119,15 @@ void ControlPlane::announce() {
     // previous instance) move at once.
     for (size_t i = 0; i < cfg_->ports.size(); ++i) {
         const dp::PortInfo& port = dp_.ports()[i];
-        send_arp_request(port.port_id, port.ip);
-        for (uint32_t nat : port.nat_ips) {
+        const auto gratuitous = [&](uint32_t ip) {  // sender and target: the announced address
             uint8_t frame[64];
-            size_t len = packet::build_arp_request(frame, port.mac, nat, nat);
+            size_t len = packet::build_arp_request(frame, port.mac, ip, ip);
             dp_.send_from_control(port.port_id, frame, len);
-        }
+        };
+        gratuitous(port.ip);
+        for (uint32_t nat : port.nat_ips) gratuitous(nat);
         for (const auto& v : cfg_->vips)
-            if (cfg_->ports[i].address.contains(v.endpoint.addr)) {
-                uint8_t frame[64];
-                uint32_t vip = v.endpoint.addr.v4_net();
-                size_t len = packet::build_arp_request(frame, port.mac, vip, vip);
-                dp_.send_from_control(port.port_id, frame, len);
-            }
+            if (cfg_->ports[i].address.contains(v.endpoint.addr)) gratuitous(v.endpoint.addr.v4_net());
     }
 }
 

@@ -328,7 +328,9 @@ bool Steering::to_client(const packet::Parsed& p, uint32_t slot, uint32_t pkt_le
     return true;
 }
 
-uint32_t Steering::sweep(const Snapshot& snap, uint32_t budget, uint32_t now_ms) {
+uint32_t Steering::sweep(const Snapshot& snap, uint32_t slice, uint32_t now_ms) {
+    const flow::FlowTable& t = *x_.flows;
+    const uint32_t budget = t.size() > t.capacity() / 4 * 3 ? slice * kSweepHurry : slice;
     return x_.flows->sweep(budget, now_ms, timeouts_of(snap), [&](const flow::FlowEntry& e) { release(e); });
 }
 

@@ -82,8 +82,13 @@ public:
     // TCP state, counts and says whom to send it to; false otherwise.
     bool to_client(const packet::Parsed& p, uint32_t slot, uint32_t pkt_len, uint32_t now_ms, ToClient& out);
 
-    // Removes idle flows: a slice of `budget` slots (see FlowTable::sweep).
-    uint32_t sweep(const Snapshot& snap, uint32_t budget, uint32_t now_ms);
+    // Removes idle flows: a slice of `slice` slots (see FlowTable::sweep), or
+    // kSweepHurry times that while the table is more than 3/4 full: under
+    // churn with short timeouts, flows that expired but wait for the sweep
+    // would otherwise fill the table, and every new flow would pay for
+    // reclaiming room in its buckets (FlowTable::reclaim).
+    static constexpr uint32_t kSweepHurry = 5;
+    uint32_t sweep(const Snapshot& snap, uint32_t slice, uint32_t now_ms);
 
     // Ends the flow in `slot` (forward or reply entry) and its pair.
     void end_flow(uint32_t slot);

@@ -35,13 +35,10 @@ __extension__ typedef unsigned __int128 Uint128;
 // The flow table is swept for idle entries once per millisecond, not once per
 // loop: a slice sized so a whole pass takes about kSweepPassMs, at least
 // kMinSweepSlice slots. Per-loop sweeping cost up to 15% of a busy worker.
-// Once the table is more than 3/4 full, slices are kSweepHurry times larger
-// (a pass per second): under churn with short timeouts, flows that expired
-// but wait for a 5-s pass would otherwise fill the table, and every new flow
-// would pay for reclaiming room in its buckets (FlowTable::reclaim).
+// Steering::sweep takes larger slices (a pass per second) while the table is
+// more than 3/4 full.
 constexpr uint32_t kSweepPassMs = 5000;
 constexpr uint32_t kMinSweepSlice = 256;
-constexpr uint32_t kSweepHurry = 5;
 constexpr uint32_t kPendingMax = 64;        // packets parked while their next hop resolves
 constexpr uint32_t kPendingHoldMs = 1000;   // then they are dropped (counted no_neighbour)
 
@@ -441,9 +438,7 @@ void Worker::run() {
 
         if (now_ms_ != last_sweep_ms_) {
             last_sweep_ms_ = now_ms_;
-            const flow::FlowTable& t = *w_.flows;
-            const bool crowded = t.size() > t.capacity() / 4 * 3;
-            c_.flows_expired += steer_.sweep(*snap_, crowded ? sweep_slice_ * kSweepHurry : sweep_slice_, now_ms_);
+            c_.flows_expired += steer_.sweep(*snap_, sweep_slice_, now_ms_);
             c_.flow_entries = w_.flows->size();
         }
 

@@ -227,7 +227,7 @@ private:
 
     uint32_t capacity_ = 0;
     uint32_t bucket_count_ = 0;
-    uint32_t slot_count_ = 0;      // bucket_count_ * 8
+    uint32_t slot_count_ = 0;      // bucket_count_ * kBucketSlots
     uint32_t size_ = 0;
     uint32_t sweep_cursor_ = 0;
     FlowEntry* entries_ = nullptr;  // slot_count_ entries, 64-byte aligned

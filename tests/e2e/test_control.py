@@ -20,7 +20,7 @@ import time
 import unittest
 from pathlib import Path
 
-from topo import HOST_ADDRS, PYTHON, VIP, Topology, close_class_topology, open_class_topology
+from topo import HOST_ADDRS, PYTHON, VIP, Topology, close_class_topology, ferryctl_path, open_class_topology
 
 # Workers sleep this long after an empty poll: on this 2-core machine the
 # clients, servers and ferryd share the cores (as in test_dataplane.py).
@@ -44,17 +44,6 @@ LOSS_DROPS = ("drop_tcp_no_flow", "drop_no_backend", "drop_no_neighbour", "drop_
               "drop_tx_full", "drop_handoff_full", "drop_nat_ports_exhausted",
               "drop_no_route")
 HOST_BACKEND_ADDR = HOST_ADDRS["fe-host-be"].split("/")[0]
-
-
-def ferryctl_path():
-    """FERRYCTL, else the ferryctl next to FERRYD's build tree, else build/."""
-    if os.environ.get("FERRYCTL"):
-        return os.environ["FERRYCTL"]
-    if os.environ.get("FERRYD"):
-        guess = Path(os.environ["FERRYD"]).resolve().parents[1] / "ferryctl" / "ferryctl"
-        if guess.exists():
-            return str(guess)
-    return str(Path(__file__).resolve().parents[2] / "build" / "src" / "ferryctl" / "ferryctl")
 
 
 FERRYCTL = ferryctl_path()

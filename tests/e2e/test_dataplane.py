@@ -13,10 +13,8 @@ import subprocess
 import time
 import unittest
 
-from pathlib import Path
-
 from topo import (HOST_ADDRS, CLIENT_ADDR, IF_BACKEND, IF_CLIENT, IF_LB_BACKEND, IF_LB_CLIENT, LB_BACKEND_ADDR,
-                  LB_CLIENT_ADDR, PYTHON, VIP, Topology, close_class_topology, open_class_topology)
+                  LB_CLIENT_ADDR, PYTHON, VIP, Topology, close_class_topology, ferryctl_path, open_class_topology)
 
 HOST_BACKEND_ADDR = HOST_ADDRS["fe-host-be"].split("/")[0]
 
@@ -312,17 +310,6 @@ class StreamSurvivesTableChanges(unittest.TestCase):
             self.assertEqual(stats(t)["drop_tcp_no_flow"], 0)
 
 
-def ferryctl_path():
-    """FERRYCTL, else the ferryctl next to FERRYD's build tree, else build/."""
-    if os.environ.get("FERRYCTL"):
-        return os.environ["FERRYCTL"]
-    if os.environ.get("FERRYD"):
-        guess = Path(os.environ["FERRYD"]).resolve().parents[1] / "ferryctl" / "ferryctl"
-        if guess.exists():
-            return str(guess)
-    return str(Path(__file__).resolve().parents[2] / "build" / "src" / "ferryctl" / "ferryctl")
-
-
 class NatAddresses(unittest.TestCase):
     """Full NAT with two nat_addresses on the backend port: new connections
     to one backend leave from the port's address and both NAT addresses in
@@ -359,7 +346,8 @@ class NatAddresses(unittest.TestCase):
             log = t.log_path(f"{b.id}-http.log").read_text(errors="replace")
             peers = re.findall(r"(?m)^(\d+\.\d+\.\d+\.\d+) - - \[", log)
             sources = set(peers) - {HOST_BACKEND_ADDR}
-            print(f"# nat_addresses, {workers} worker(s): backend saw sources {sorted(sources)} over {len(peers)} logged requests")
+            print(f"# nat_addresses, {workers} worker(s): backend saw sources {sorted(sources)} "
+                  f"over {len(peers)} logged requests")
             self.assertEqual(sources, {LB_BACKEND_ADDR, *self.NAT_ADDRS}, log[-2000:])
 
             # ARP and ICMP echo for a NAT address, from the backend's side.
@@ -394,6 +382,15 @@ class NatAddresses(unittest.TestCase):
             self.assertEqual(s["drop_tcp_no_flow"], 0)
             self.assertEqual(s["drop_nat_no_flow"], 0)
             self.assertEqual(s["drop_handoff_full"], 0)
+
+            # A NAT address belongs to the data plane alone: a connection to it that
+            # matches no flow gets no answer (not the host's RST) and is counted.
+            probe = ("import socket\ns = socket.socket()\ns.settimeout(1.5)\n"
+                     f"try:\n    s.connect(('{self.NAT_ADDRS[0]}', 9))\n    print('connected')\n"
+                     "except OSError as e:\n    print(type(e).__name__)\n")
+            out = t.run_in(b.ns, [PYTHON, "-c", probe], timeout=10).stdout.strip()
+            self.assertIn(out, ("TimeoutError", "timeout"), out)
+            self.assertGreater(stats(t)["drop_nat_no_flow"], 0)
             self.assertEqual(t.stop_ferryd(), 0)
 
 

@@ -21,7 +21,7 @@ import time
 import unittest
 from pathlib import Path
 
-from topo import CLIENT_ADDR, PYTHON, VIP, Topology, close_class_topology, open_class_topology
+from topo import CLIENT_ADDR, PYTHON, VIP, Topology, close_class_topology, ferryctl_path, open_class_topology
 
 REPO = Path(__file__).resolve().parents[2]
 EXAMPLE_CONF = REPO / "conf" / "ferry.conf"
@@ -29,17 +29,6 @@ E2E_WORKER_SETTINGS = {"idle_sleep_us": 50}
 METRICS_URL = "http://127.0.0.1:9108/metrics"
 # Label names Ferry's metrics may use.
 FERRY_LABELS = {"vip", "backend", "worker", "reason", "kind", "port", "state"}
-
-
-def ferryctl_path():
-    """FERRYCTL, else the ferryctl next to FERRYD's build tree, else build/."""
-    if os.environ.get("FERRYCTL"):
-        return os.environ["FERRYCTL"]
-    if os.environ.get("FERRYD"):
-        guess = Path(os.environ["FERRYD"]).resolve().parents[1] / "ferryctl" / "ferryctl"
-        if guess.exists():
-            return str(guess)
-    return str(REPO / "build" / "src" / "ferryctl" / "ferryctl")
 
 
 FERRYCTL = ferryctl_path()

@@ -893,6 +893,17 @@ def kernel_lb_ruleset(vip, backends, services, method="random"):
             + "\n".join(rules) + "\n  }\n}\n")
 
 
+def ferryctl_path():
+    """FERRYCTL, else the ferryctl next to FERRYD's build tree, else build/."""
+    if os.environ.get("FERRYCTL"):
+        return os.environ["FERRYCTL"]
+    if os.environ.get("FERRYD"):
+        guess = Path(os.environ["FERRYD"]).resolve().parents[1] / "ferryctl" / "ferryctl"
+        if guess.exists():
+            return str(guess)
+    return str(REPO / "build" / "src" / "ferryctl" / "ferryctl")
+
+
 def port_device(pmd, n, ifname, queues):
     """`device` and `devargs` of Ferry's port number n on veth `ifname`.
 

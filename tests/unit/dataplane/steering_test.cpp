@@ -146,6 +146,22 @@ TEST(Steering, FullNatSynOpensAFlowAndTheReplyFindsTheClient) {
     EXPECT_EQ(r.counters.flows_created, 1u);
 }
 
+// While the table is over 3/4 full the sweep visits kSweepHurry slices at
+// once, so expired flows leave before they crowd out new ones; below that,
+// one slice. A flow is removed from its forward entry's slot, so visiting
+// `slice` slots can remove at most `slice` flows.
+TEST(Steering, SweepHurriesWhileTheTableIsCrowded) {
+    Rig r(1, ForwardMode::dnat, SchedulerKind::maglev, {}, 0, 4096);
+    for (uint32_t i = 0; r.flows.size() <= r.flows.capacity() / 4 * 3; ++i)
+        ASSERT_TRUE(r.syn(0xc0a80000 + i / 1000, uint16_t(20000 + i % 1000)).forward()) << i;
+    r.now += 60'000;  // past the SYN timeout of every flow
+    constexpr uint32_t kSlice = 64;
+    const uint32_t crowded = r.steer->sweep(r.snap, kSlice, r.now);
+    EXPECT_GT(crowded, kSlice) << "over 3/4 full: more than one slice visited";
+    while (r.flows.size() > r.flows.capacity() / 4 * 3) r.steer->sweep(r.snap, kSlice, r.now);
+    EXPECT_LE(r.steer->sweep(r.snap, kSlice, r.now), kSlice) << "below 3/4: one slice";
+}
+
 TEST(Steering, SynToSynAckTimeIsCountedPerBackend) {
     Rig r(1, ForwardMode::nat, SchedulerKind::maglev, port_range(5000, 100));
     r.steer->set_now_us(0xfffffff0u);  // the microsecond clock about to wrap
