@@ -99,13 +99,21 @@ bool Steering::pick_nat_port(const Snapshot& snap, uint32_t backend_id, const Ba
     uint16_t port = 0;
     // Free towards this backend while no reply entry backend -> local:port
     // exists, or once the flow holding it has expired (the sweep has not
-    // reached it yet) and gave way.
-    const bool ok = (*x_.nat_ports)[nat_addr].pick(
+    // reached it yet) and gave way. Surely free when no signature in the
+    // reply key's buckets matches: a taken random candidate then costs its
+    // (prefetched) signature lines, not its entry and its forward entry.
+    auto reply_key = [&](uint16_t candidate) {
+        return flow::KeyV4::of(be.ip, local_ip, be.port, htons(candidate), proto);
+    };
+    const bool ok = (*x_.nat_ports)[nat_addr].pick_ahead(
         [&](uint16_t candidate) {
-            const flow::KeyV4 reply = flow::KeyV4::of(be.ip, local_ip, be.port, htons(candidate), proto);
-            const uint32_t h = flow::FlowTable::hash(reply);
+            const uint32_t h = flow::FlowTable::hash(reply_key(candidate));
             t.prefetch(h);  // both signature lines at once: a free port misses in both
-            const uint32_t slot = t.lookup(reply, h);
+            return h;
+        },
+        [&](uint16_t, uint32_t h) { return !t.maybe_present(h); },
+        [&](uint16_t candidate, uint32_t h) {
+            const uint32_t slot = t.lookup(reply_key(candidate), h);
             if (slot == flow::kNoPeer) return true;
             x_.counters->flows_expired +=
                 t.reclaim_slot(slot, now_ms, timeouts_of(snap), [&](const flow::FlowEntry& e) { release(e); });

@@ -152,6 +152,10 @@ public:
     // matches (the first one found), so the later lookup() hits the cache.
     void prefetch(uint32_t hash) const;
     void prefetch_entry(uint32_t hash) const;
+    // False when no key with this hash is in the table: no signature in its
+    // two buckets matches (reads only the signature lines). True means
+    // "perhaps": lookup() tells.
+    bool maybe_present(uint32_t hash) const;
 
     // Inserts a new entry (the key must not be present: not checked). Returns
     // its slot, or kNoPeer when full (counted in stats().insert_full; see top).

@@ -210,6 +210,14 @@ inline void FlowTable::prefetch_entry(uint32_t h) const {
     if (m2 != 0) detail::prefetch_read(entries_ + size_t(b2) * kBucketSlots + std::countr_zero(m2));
 }
 
+inline bool FlowTable::maybe_present(uint32_t h) const {
+    const uint16_t sig = sig_of(h);
+    const uint32_t b1 = bucket_of(h, 0);
+    const uint32_t b2 = bucket_of(h, 1);
+    return (detail::match_bucket(sigs_ + size_t(b1) * kBucketSlots, sig) |
+            detail::match_bucket(sigs_ + size_t(b2) * kBucketSlots, sig)) != 0;
+}
+
 inline uint32_t FlowTable::free_slot(uint32_t h) const {
     const uint32_t b1 = bucket_of(h, 0);
     const uint32_t b2 = bucket_of(h, 1);

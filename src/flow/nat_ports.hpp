@@ -36,6 +36,7 @@ namespace ferry::flow {
 class NatPortAllocator {
 public:
     static constexpr uint32_t kMaxProbes = 32;
+    static constexpr uint32_t kLookahead = 4;  // pick_ahead: random candidates in flight at once
 
     // ports: host-order port numbers this worker owns (duplicates are dropped,
     // order kept). `start` picks the first position (e.g. a random number),
@@ -50,24 +51,60 @@ public:
     // (counted in exhausted()) or the list is empty.
     template <typename IsFree>
     bool pick(IsFree&& is_free, uint16_t& port, uint32_t lane = 0) {
+        return pick_ahead([](uint16_t) { return 0u; }, [&](uint16_t c, uint32_t) { return is_free(c); },
+                          [](uint16_t, uint32_t) { return false; }, port, lane);
+    }
+
+    // The same candidates, for a caller whose test waits on memory
+    // (flow-table lookups) and has a quick answer for most ports:
+    //   start(candidate) -> token      begins the work (prefetches);
+    //   surely_free(candidate, token)  true only if the port is free, from
+    //                                  what start() fetched (signatures);
+    //   is_free(candidate, token)      the full answer, which may also make
+    //                                  a port free (reclaim an expired flow).
+    // The cursor's port gets the full answer, as in pick(), so ports are
+    // handed out in cursor order whenever they are free. Past it, random
+    // candidates are asked surely_free, kLookahead of them started ahead so
+    // their cache misses overlap; only when every one looked taken does a
+    // second pass ask is_free of each.
+    template <typename Start, typename SurelyFree, typename IsFree>
+    bool pick_ahead(Start&& start, SurelyFree&& surely_free, IsFree&& is_free, uint16_t& port, uint32_t lane = 0) {
         const uint32_t n = uint32_t(ports_.size());
         if (n == 0) {
             ++exhausted_;
             return false;
         }
+        uint16_t cand[kMaxProbes];
+        uint32_t token[kMaxProbes];
         uint32_t& cursor = cursors_[lane < cursors_.size() ? lane : 0];
-        uint16_t candidate = ports_[cursor];
+        cand[0] = ports_[cursor];
         if (++cursor == n) cursor = 0;
-        for (uint32_t i = 1;; ++i) {
-            if (is_free(candidate)) {
-                port = candidate;
+        token[0] = start(cand[0]);
+        if (surely_free(cand[0], token[0]) || is_free(cand[0], token[0])) {
+            port = cand[0];
+            return true;
+        }
+        uint32_t started = 1;
+        for (; started < kMaxProbes && started <= kLookahead; ++started) {
+            cand[started] = random_port(n);
+            token[started] = start(cand[started]);
+        }
+        for (uint32_t i = 1; i < kMaxProbes; ++i) {
+            if (surely_free(cand[i], token[i])) {
+                port = cand[i];
                 return true;
             }
-            if (i == kMaxProbes) break;
-            rng_ ^= rng_ << 13;
-            rng_ ^= rng_ >> 7;
-            rng_ ^= rng_ << 17;
-            candidate = ports_[uint32_t((uint64_t(uint32_t(rng_)) * n) >> 32)];
+            if (started < kMaxProbes) {
+                cand[started] = random_port(n);
+                token[started] = start(cand[started]);
+                ++started;
+            }
+        }
+        for (uint32_t i = 1; i < kMaxProbes; ++i) {
+            if (is_free(cand[i], token[i])) {
+                port = cand[i];
+                return true;
+            }
         }
         ++exhausted_;
         return false;
@@ -77,6 +114,13 @@ public:
     uint64_t exhausted() const { return exhausted_; }  // failed picks
 
 private:
+    uint16_t random_port(uint32_t n) {
+        rng_ ^= rng_ << 13;
+        rng_ ^= rng_ >> 7;
+        rng_ ^= rng_ << 17;
+        return ports_[uint32_t((uint64_t(uint32_t(rng_)) * n) >> 32)];
+    }
+
     std::vector<uint16_t> ports_;
     std::vector<uint32_t> cursors_;         // by lane; at least one
     uint64_t rng_ = 0x9e3779b97f4a7c15ull;  // xorshift64 state, never 0

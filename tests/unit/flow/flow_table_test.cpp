@@ -592,6 +592,23 @@ TEST(FlowTable, LookupBulkAgreesWithLookup) {
     t.lookup_bulk(nullptr, 0, nullptr);  // nothing to do
 }
 
+TEST(FlowTable, MaybePresentIsNeverWrongAboutAbsentKeys) {
+    FlowTable t(65536);
+    EXPECT_FALSE(t.maybe_present(FlowTable::hash(key_n(1))));
+    for (uint32_t i = 0; i < 50'000; ++i) ASSERT_NE(t.insert(key_n(i), value_of(i)), kNoPeer);
+    uint32_t false_positives = 0;
+    for (uint32_t i = 0; i < 100'000; ++i) {
+        const bool maybe = t.maybe_present(FlowTable::hash(key_n(i)));
+        if (i < 50'000) {
+            ASSERT_TRUE(maybe) << i;  // present keys always answer "perhaps"
+        } else {
+            ASSERT_EQ(t.lookup(key_n(i)), kNoPeer);
+            false_positives += maybe;  // a 16-bit signature of another key in the buckets
+        }
+    }
+    EXPECT_LT(false_positives, 100u) << "about 32 slots x 1/65535 per absent key";
+}
+
 TEST(FlowTable, PrefetchIsHarmlessAndForEachVisitsAll) {
     FlowTable t(2048);
     std::set<uint32_t> slots;

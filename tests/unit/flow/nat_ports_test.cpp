@@ -2,6 +2,7 @@
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <map>
 #include <set>
 #include <vector>
@@ -167,6 +168,100 @@ TEST(NatPortAllocator, WholePortRange) {
     EXPECT_EQ(p, 65535);
     ASSERT_TRUE(a.pick([](uint16_t) { return true; }, p));
     EXPECT_EQ(p, 0) << "wraps";
+}
+
+// pick_ahead's callers: `quick` says free only for ports it can vouch for
+// from signatures (here: none of `looks_taken`), `full` knows the truth.
+struct AheadProbe {
+    std::set<uint16_t> taken, looks_taken;
+    std::vector<uint16_t> started, asked_quick, asked_full;
+    bool pick(NatPortAllocator& a, uint16_t& port) {
+        return a.pick_ahead(
+            [&](uint16_t c) {
+                started.push_back(c);
+                return uint32_t(c) * 3;
+            },
+            [&](uint16_t c, uint32_t token) {
+                EXPECT_EQ(token, uint32_t(c) * 3) << "each candidate gets its own token back";
+                asked_quick.push_back(c);
+                return taken.count(c) == 0 && looks_taken.count(c) == 0;
+            },
+            [&](uint16_t c, uint32_t token) {
+                EXPECT_EQ(token, uint32_t(c) * 3);
+                asked_full.push_back(c);
+                return taken.count(c) == 0;
+            },
+            port);
+    }
+};
+
+TEST(NatPortAllocator, PickAheadTakesAFreeCursorPortWithoutStartingOthers) {
+    NatPortAllocator a({100, 101, 102, 103}, 1);
+    AheadProbe t;
+    uint16_t p = 0;
+    ASSERT_TRUE(t.pick(a, p));
+    EXPECT_EQ(p, 101);
+    EXPECT_EQ(t.started, (std::vector<uint16_t>{101}));
+    EXPECT_TRUE(t.asked_full.empty());
+}
+
+TEST(NatPortAllocator, PickAheadAsksInFullAboutACursorPortThatLooksTaken) {
+    // The cursor's port only looks taken (a signature of another key): the
+    // full answer frees it, so ports still go out in cursor order.
+    NatPortAllocator a({100, 101, 102, 103});
+    AheadProbe t;
+    t.looks_taken = {100};
+    uint16_t p = 0;
+    ASSERT_TRUE(t.pick(a, p));
+    EXPECT_EQ(p, 100);
+    EXPECT_EQ(t.asked_full, (std::vector<uint16_t>{100}));
+    EXPECT_EQ(t.started.size(), 1u) << "no random candidate started";
+}
+
+TEST(NatPortAllocator, PickAheadKeepsCandidatesInFlight) {
+    // The cursor's port is taken: random candidates start, kLookahead ahead of
+    // the one being asked, and the first that is surely free wins.
+    std::vector<uint16_t> ports;
+    for (uint16_t p = 1000; p < 1100; ++p) ports.push_back(p);
+    NatPortAllocator a(ports, 1);  // the cursor starts at 1001
+    AheadProbe t;
+    for (uint16_t p = 1000; p < 1100; ++p)
+        if (p % 4 != 0) t.taken.insert(p);  // a quarter free
+    uint16_t p = 0;
+    ASSERT_TRUE(t.pick(a, p));
+    EXPECT_EQ(p % 4, 0);
+    EXPECT_EQ(t.taken.count(p), 0u);
+    // Asked quickly: the cursor, then random candidates in the order started.
+    ASSERT_GE(t.asked_quick.size(), 2u);
+    EXPECT_EQ(t.asked_quick.back(), p);
+    EXPECT_EQ(std::vector<uint16_t>(t.started.begin(), t.started.begin() + long(t.asked_quick.size())), t.asked_quick);
+    // When the winner was asked, the ones after it had been started too:
+    // kLookahead random candidates in flight.
+    EXPECT_EQ(t.started.size(),
+              std::min<size_t>(t.asked_quick.size() + NatPortAllocator::kLookahead - 1, NatPortAllocator::kMaxProbes));
+    EXPECT_EQ(t.asked_full, (std::vector<uint16_t>{1001})) << "only the cursor's port is asked in full";
+}
+
+TEST(NatPortAllocator, PickAheadFallsBackToFullAnswers) {
+    // Every port looks taken at first sight; the only really free one (not at
+    // the cursor) is found by the second pass over the same candidates.
+    std::vector<uint16_t> ports = {7, 8};
+    NatPortAllocator a(ports);
+    AheadProbe t;
+    t.taken = {7};
+    t.looks_taken = {7, 8};
+    uint16_t p = 0;
+    ASSERT_TRUE(t.pick(a, p));
+    EXPECT_EQ(p, 8);
+    EXPECT_EQ(t.started.size(), NatPortAllocator::kMaxProbes) << "each candidate started once";
+    EXPECT_EQ(a.exhausted(), 0u);
+    // All taken: every candidate is asked in full once, then the pick fails.
+    t.taken = {7, 8};
+    t.started.clear();
+    t.asked_full.clear();
+    EXPECT_FALSE(t.pick(a, p));
+    EXPECT_EQ(t.asked_full.size(), NatPortAllocator::kMaxProbes);
+    EXPECT_EQ(a.exhausted(), 1u);
 }
 
 TEST(PortsForWorker, PartitionsWithoutOverlap) {
