@@ -110,6 +110,12 @@ public:
         return false;
     }
 
+    // The port `lane`'s next pick offers first (its cursor), without moving
+    // it; 0 when the list is empty. Lets a caller prefetch for the next pick.
+    uint16_t peek(uint32_t lane = 0) const {
+        return ports_.empty() ? 0 : ports_[cursors_[lane < cursors_.size() ? lane : 0]];
+    }
+
     uint32_t size() const { return uint32_t(ports_.size()); }
     uint64_t exhausted() const { return exhausted_; }  // failed picks
 

@@ -28,11 +28,14 @@ TEST(NatPortAllocator, WalksItsPortsInOrderFromStart) {
     std::vector<uint16_t> got;
     uint16_t p = 0;
     for (int i = 0; i < 6; ++i) {
+        const uint16_t next = a.peek();
         ASSERT_TRUE(a.pick([](uint16_t) { return true; }, p));
+        EXPECT_EQ(p, next) << "peek() names the port the next pick offers first";
         got.push_back(p);
     }
     EXPECT_EQ(got, (std::vector<uint16_t>{1002, 1003, 1000, 1001, 1002, 1003}));
     EXPECT_EQ(a.exhausted(), 0u);
+    EXPECT_EQ(NatPortAllocator({}).peek(), 0) << "no ports";
 }
 
 TEST(NatPortAllocator, EachBackendHasTheWholeRange) {
