@@ -112,6 +112,7 @@ bool Steering::pick_nat_port(const Snapshot& snap, uint32_t backend_id, const Ba
             return h;
         },
         [&](uint16_t, uint32_t h) { return !t.maybe_present(h); },
+        [&](uint16_t candidate, uint32_t h) { return t.lookup(reply_key(candidate), h) == flow::kNoPeer; },
         [&](uint16_t candidate, uint32_t h) {
             const uint32_t slot = t.lookup(reply_key(candidate), h);
             if (slot == flow::kNoPeer) return true;
@@ -154,7 +155,7 @@ bool Steering::pick_nat_source(const Snapshot& snap, uint32_t backend_id, const 
 }
 
 ToBackend Steering::open_flow(const Snapshot& snap, uint32_t vip_id, const VipEntry& vip, const packet::Parsed& p,
-                              const flow::FlowKey& key, uint32_t hash, uint32_t now_ms) {
+                              const flow::KeyV4& key, uint32_t hash, uint32_t now_ms) {
     WorkerCounters& c = *x_.counters;
     VipCounters& vc = x_.vip_counters[vip_id];
     const bool tcp = p.proto == IPPROTO_TCP;
@@ -208,7 +209,6 @@ ToBackend Steering::open_flow(const Snapshot& snap, uint32_t vip_id, const VipEn
     const uint32_t rhash = flow::FlowTable::hash(rwords);
     uint32_t fwd = insert(snap, key, hash, fv, now_ms);
     if (fwd != flow::kNoPeer) {
-        const flow::FlowKey rkey = flow::FlowKey::v4(rwords);
         flow::FlowValue rv;
         rv.backend_id = out.backend_id;
         rv.vip_id = uint16_t(vip_id);
@@ -222,7 +222,7 @@ ToBackend Steering::open_flow(const Snapshot& snap, uint32_t vip_id, const VipEn
             const uint32_t old = t.lookup(rwords, rhash);
             if (old != flow::kNoPeer) end_flow(old);
         }
-        const uint32_t rev = insert(snap, rkey, rhash, rv, now_ms);
+        const uint32_t rev = insert(snap, rwords, rhash, rv, now_ms);
         if (rev == flow::kNoPeer) {
             t.remove(fwd);
             fwd = flow::kNoPeer;
@@ -273,7 +273,7 @@ ToBackend Steering::to_backend(const Snapshot& snap, uint32_t vip_id, const pack
 
     ToBackend out;
     if (slot == flow::kNoPeer) {
-        out = open_flow(snap, vip_id, vip, p, flow::FlowKey::v4(key), hash, now_ms);
+        out = open_flow(snap, vip_id, vip, p, key, hash, now_ms);
         if (!out.forward()) return out;
     } else {
         flow::FlowValue& v = t.entry(slot).value;
@@ -346,7 +346,7 @@ uint32_t Steering::sweep(const Snapshot& snap, uint32_t slice, uint32_t now_ms) 
     return x_.flows->sweep(budget, now_ms, timeouts_of(snap), [&](const flow::FlowEntry& e) { release(e); });
 }
 
-uint32_t Steering::insert(const Snapshot& snap, const flow::FlowKey& key, uint32_t hash, const flow::FlowValue& v,
+uint32_t Steering::insert(const Snapshot& snap, const flow::KeyV4& key, uint32_t hash, const flow::FlowValue& v,
                           uint32_t now_ms) {
     flow::FlowTable& t = *x_.flows;
     const uint32_t slot = t.insert(key, hash, v);

@@ -103,7 +103,7 @@ private:
     uint32_t pick_backend(const Snapshot& snap, uint32_t vip_id, const VipEntry& vip, const packet::Parsed& p);
     static uint32_t pick_by_table(const VipEntry& vip, const packet::Parsed& p);
     ToBackend open_flow(const Snapshot& snap, uint32_t vip_id, const VipEntry& vip, const packet::Parsed& p,
-                        const flow::FlowKey& key, uint32_t hash, uint32_t now_ms);
+                        const flow::KeyV4& key, uint32_t hash, uint32_t now_ms);
     bool pick_nat_port(const Snapshot& snap, uint32_t backend_id, const BackendEntry& be, uint8_t nat_addr,
                        uint8_t proto, uint32_t now_ms, uint16_t& port_net);
     // A full-NAT source (local address index, port) for a new flow to `be` leaving through the
@@ -113,7 +113,7 @@ private:
                          uint32_t now_ms, uint8_t& nat_addr, uint16_t& port_net);
     void release(const flow::FlowEntry& e);
     // FlowTable::insert, reclaiming expired flows in the key's buckets when full.
-    uint32_t insert(const Snapshot& snap, const flow::FlowKey& key, uint32_t hash, const flow::FlowValue& v,
+    uint32_t insert(const Snapshot& snap, const flow::KeyV4& key, uint32_t hash, const flow::FlowValue& v,
                     uint32_t now_ms);
     // Each VIP's timeouts by id, for the sweep and reclaim.
     auto timeouts_of(const Snapshot& snap) const {

@@ -129,6 +129,7 @@ class FlowTable {
 public:
     static constexpr uint32_t kBulkMax = 64;       // most keys per lookup_bulk() call
     static constexpr uint32_t kBucketSlots = 16;   // slots per bucket
+    static constexpr uint32_t kSweepChunk = 32;    // sweep(): slots whose peers are prefetched together
 
     // capacity: most entries it will hold (>= 1024). Allocates everything now;
     // insert/lookup/remove never allocate. Throws std::bad_alloc / invalid_argument.
@@ -161,6 +162,10 @@ public:
     // its slot, or kNoPeer when full (counted in stats().insert_full; see top).
     uint32_t insert(const FlowKey& key, const FlowValue& value);
     uint32_t insert(const FlowKey& key, uint32_t hash, const FlowValue& value);  // hash == hash(key)
+    // The same from an IPv4 key's words, inline: the key is stored from
+    // registers and the value's fields straight into the entry, not copied
+    // from a stack object written in smaller pieces (a store-forwarding stall).
+    uint32_t insert(const KeyV4& key, uint32_t hash, const FlowValue& value);
     // Removes the entry in `slot` (not its peer). An empty slot is a no-op.
     void remove(uint32_t slot);
     // Removes the entry and, if it has one, its peer (only if the peer still

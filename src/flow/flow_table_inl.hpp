@@ -192,6 +192,26 @@ inline uint16_t FlowTable::sig_of(uint32_t h) const {
 
 inline bool FlowTable::occupied(uint32_t slot) const { return slot < slot_count_ && sigs_[slot] != 0; }
 
+inline uint32_t FlowTable::insert(const KeyV4& key, uint32_t h, const FlowValue& value) {
+    const uint32_t slot = size_ < capacity_ ? free_slot(h) : kNoPeer;
+    if (slot == kNoPeer) {
+        ++stats_.insert_full;
+        return kNoPeer;
+    }
+    FlowEntry& e = entries_[slot];
+    auto* k = reinterpret_cast<unsigned char*>(&e.key);
+    detail::store64(k, key.src);
+    detail::store64(k + 8, 0);
+    detail::store64(k + 16, key.dst);
+    detail::store64(k + 24, 0);
+    detail::store64(k + 32, key.rest);
+    e.value = value;
+    sigs_[slot] = sig_of(h);
+    ++size_;
+    ++stats_.inserts;
+    return slot;
+}
+
 inline void FlowTable::prefetch(uint32_t h) const {
     detail::prefetch_read(sigs_ + size_t(bucket_of(h, 0)) * kBucketSlots);
     detail::prefetch_read(sigs_ + size_t(bucket_of(h, 1)) * kBucketSlots);
@@ -296,10 +316,23 @@ uint32_t FlowTable::sweep(uint32_t budget, uint32_t now_ms, TimeoutsOf&& timeout
     if (budget > slot_count_) budget = slot_count_;
     uint32_t cursor = sweep_cursor_;
     uint32_t removed = 0;
-    for (uint32_t i = 0; i < budget; ++i) {
-        const uint32_t slot = cursor;
-        if (++cursor == slot_count_) cursor = 0;
-        if (sigs_[slot] != 0) removed += expire_slot(slot, false, now_ms, timeouts_of, on_expire);
+    while (budget != 0) {
+        uint32_t n = budget < kSweepChunk ? budget : kSweepChunk;
+        if (n > slot_count_ - cursor) n = slot_count_ - cursor;
+        // A reply entry is checked against its forward entry, at a random
+        // slot: start those loads for the whole chunk before waiting on any.
+        for (uint32_t slot = cursor; slot < cursor + n; ++slot) {
+            if (sigs_[slot] == 0 || !entries_[slot].value.is_reply) continue;
+            const uint32_t peer = entries_[slot].value.peer;
+            if (peer >= slot_count_) continue;
+            detail::prefetch_read(sigs_ + peer);
+            detail::prefetch_read(entries_ + peer);
+        }
+        for (uint32_t slot = cursor; slot < cursor + n; ++slot)
+            if (sigs_[slot] != 0) removed += expire_slot(slot, false, now_ms, timeouts_of, on_expire);
+        cursor += n;
+        if (cursor == slot_count_) cursor = 0;
+        budget -= n;
     }
     sweep_cursor_ = cursor;
     return removed;

@@ -121,6 +121,31 @@ TEST(FlowTable, LooksUpByKeyV4) {
     EXPECT_EQ(t.lookup(other, FlowTable::hash(other)), kNoPeer);
 }
 
+TEST(FlowTable, InsertByKeyV4StoresTheSameEntryAsByFlowKey) {
+    // Two tables filled in the same order, one through each insert: the same
+    // slots, the same 64 bytes in each, and both refuse once full.
+    FlowTable a(1024), b(1024);
+    std::mt19937 rng(3);
+    uint32_t inserted = 0;
+    for (uint32_t i = 0; i < 2000; ++i) {
+        const KeyV4 w = KeyV4::of(rng(), rng(), uint16_t(rng()), uint16_t(rng()), i % 2 ? kTcp : 17);
+        FlowValue v = value_of(i, i * 7, FlowState::established);
+        v.nat_port = uint16_t(i);
+        v.flags = uint8_t(i);
+        const uint32_t sa = a.insert(FlowKey::v4(w), FlowTable::hash(w), v);
+        const uint32_t sb = b.insert(w, FlowTable::hash(w), v);
+        ASSERT_EQ(sa, sb) << i;
+        if (sb == kNoPeer) continue;
+        ++inserted;
+        EXPECT_EQ(std::memcmp(&a.entry(sa), &b.entry(sb), sizeof(FlowEntry)), 0) << i;
+        EXPECT_EQ(b.lookup(w, FlowTable::hash(w)), sb);
+    }
+    EXPECT_EQ(b.size(), b.capacity()) << "filled up";
+    EXPECT_EQ(inserted, b.capacity());
+    EXPECT_EQ(a.stats().insert_full, b.stats().insert_full);
+    EXPECT_GT(b.stats().insert_full, 0u);
+}
+
 TEST(FlowTable, RejectsTinyCapacityAndSizesMemory) {
     EXPECT_THROW(FlowTable(1023), std::invalid_argument);
     EXPECT_THROW(FlowTable(0), std::invalid_argument);

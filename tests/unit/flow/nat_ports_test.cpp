@@ -174,10 +174,12 @@ TEST(NatPortAllocator, WholePortRange) {
 }
 
 // pick_ahead's callers: `quick` says free only for ports it can vouch for
-// from signatures (here: none of `looks_taken`), `full` knows the truth.
+// from signatures (here: none of `looks_taken`), `held` knows which ports an
+// entry holds (`taken` and `expired`), `full` knows the truth (an expired
+// holder gives way).
 struct AheadProbe {
-    std::set<uint16_t> taken, looks_taken;
-    std::vector<uint16_t> started, asked_quick, asked_full;
+    std::set<uint16_t> taken, looks_taken, expired;
+    std::vector<uint16_t> started, asked_quick, asked_held, asked_full;
     bool pick(NatPortAllocator& a, uint16_t& port) {
         return a.pick_ahead(
             [&](uint16_t c) {
@@ -187,7 +189,12 @@ struct AheadProbe {
             [&](uint16_t c, uint32_t token) {
                 EXPECT_EQ(token, uint32_t(c) * 3) << "each candidate gets its own token back";
                 asked_quick.push_back(c);
-                return taken.count(c) == 0 && looks_taken.count(c) == 0;
+                return taken.count(c) == 0 && looks_taken.count(c) == 0 && expired.count(c) == 0;
+            },
+            [&](uint16_t c, uint32_t token) {
+                EXPECT_EQ(token, uint32_t(c) * 3);
+                asked_held.push_back(c);
+                return taken.count(c) == 0 && expired.count(c) == 0;
             },
             [&](uint16_t c, uint32_t token) {
                 EXPECT_EQ(token, uint32_t(c) * 3);
@@ -208,17 +215,46 @@ TEST(NatPortAllocator, PickAheadTakesAFreeCursorPortWithoutStartingOthers) {
     EXPECT_TRUE(t.asked_full.empty());
 }
 
-TEST(NatPortAllocator, PickAheadAsksInFullAboutACursorPortThatLooksTaken) {
+TEST(NatPortAllocator, PickAheadLooksUpACursorPortThatLooksTaken) {
     // The cursor's port only looks taken (a signature of another key): the
-    // full answer frees it, so ports still go out in cursor order.
+    // lookup finds no entry, so ports still go out in cursor order. Its miss
+    // overlaps those of random candidates started meanwhile.
     NatPortAllocator a({100, 101, 102, 103});
     AheadProbe t;
     t.looks_taken = {100};
     uint16_t p = 0;
     ASSERT_TRUE(t.pick(a, p));
     EXPECT_EQ(p, 100);
-    EXPECT_EQ(t.asked_full, (std::vector<uint16_t>{100}));
-    EXPECT_EQ(t.started.size(), 1u) << "no random candidate started";
+    EXPECT_EQ(t.asked_held, (std::vector<uint16_t>{100}));
+    EXPECT_TRUE(t.asked_full.empty());
+    EXPECT_EQ(t.started.size(), 1 + NatPortAllocator::kLookahead) << "random candidates in flight";
+}
+
+TEST(NatPortAllocator, PickAheadPassesOverACursorPortHeldByAnExpiredFlow) {
+    // An expired flow holds the cursor's port: it is not asked in full (two
+    // more misses) while a random candidate is surely free.
+    NatPortAllocator a({100, 101, 102, 103});
+    AheadProbe t;
+    t.expired = {100};
+    uint16_t p = 0;
+    ASSERT_TRUE(t.pick(a, p));
+    EXPECT_NE(p, 100);
+    EXPECT_TRUE(t.asked_full.empty());
+    EXPECT_EQ(a.peek(), 101) << "the cursor moved on all the same";
+}
+
+TEST(NatPortAllocator, PickAheadAsksTheCursorPortInFullFirstWhenAllLookTaken) {
+    // Every port is held; the cursor's by an expired flow that gives way, so
+    // the second pass takes it before any other.
+    NatPortAllocator a({7, 8, 9});
+    AheadProbe t;
+    t.taken = {8, 9};
+    t.expired = {7};
+    uint16_t p = 0;
+    ASSERT_TRUE(t.pick(a, p));
+    EXPECT_EQ(p, 7);
+    EXPECT_EQ(t.asked_full, (std::vector<uint16_t>{7}));
+    EXPECT_EQ(t.started.size(), NatPortAllocator::kMaxProbes);
 }
 
 TEST(NatPortAllocator, PickAheadKeepsCandidatesInFlight) {
@@ -242,7 +278,8 @@ TEST(NatPortAllocator, PickAheadKeepsCandidatesInFlight) {
     // kLookahead random candidates in flight.
     EXPECT_EQ(t.started.size(),
               std::min<size_t>(t.asked_quick.size() + NatPortAllocator::kLookahead - 1, NatPortAllocator::kMaxProbes));
-    EXPECT_EQ(t.asked_full, (std::vector<uint16_t>{1001})) << "only the cursor's port is asked in full";
+    EXPECT_EQ(t.asked_held, (std::vector<uint16_t>{1001})) << "only the cursor's port is looked up";
+    EXPECT_TRUE(t.asked_full.empty()) << "no port is asked in full while one is surely free";
 }
 
 TEST(NatPortAllocator, PickAheadFallsBackToFullAnswers) {
