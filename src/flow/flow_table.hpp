@@ -162,9 +162,9 @@ public:
     // its slot, or kNoPeer when full (counted in stats().insert_full; see top).
     uint32_t insert(const FlowKey& key, const FlowValue& value);
     uint32_t insert(const FlowKey& key, uint32_t hash, const FlowValue& value);  // hash == hash(key)
-    // The same from an IPv4 key's words, inline: the key is stored from
-    // registers and the value's fields straight into the entry, not copied
-    // from a stack object written in smaller pieces (a store-forwarding stall).
+    // The same from an IPv4 key's words: the key is stored from registers,
+    // not copied from a FlowKey written on the stack in smaller pieces (its
+    // wider loads would wait on store forwarding).
     uint32_t insert(const KeyV4& key, uint32_t hash, const FlowValue& value);
     // Removes the entry in `slot` (not its peer). An empty slot is a no-op.
     void remove(uint32_t slot);
