@@ -214,6 +214,7 @@ json ControlPlane::handle(const json& req) {
         }
         uint32_t now = uint32_t(rte_get_tsc_cycles() / (rte_get_tsc_hz() / 1000));
         json flows = json::array();
+        const std::vector<uint32_t>& local_ips = dp_.local_ips();
         for (auto& w : dp_.workers()) {
             w->flows->for_each([&](uint32_t, const flow::FlowEntry& e) {
                 if (flows.size() >= limit || e.value.is_reply) return;
@@ -223,11 +224,15 @@ json ControlPlane::handle(const json& req) {
                 std::string backend = e.value.backend_id < ids_.backend_count()
                                           ? ids_.backend(e.value.backend_id).to_string()
                                           : "?";
+                json local = nullptr;  // full NAT: the source the backend sees (a Ferry address and port)
+                if (e.value.nat_port != 0 && e.value.nat_addr < local_ips.size())
+                    local = Endpoint{IpAddr::v4_net(local_ips[e.value.nat_addr]), ntohs(e.value.nat_port)}.to_string();
                 flows.push_back({{"client", Endpoint{client, ntohs(e.key.src_port)}.to_string()},
                                  {"vip", Endpoint{vip, ntohs(e.key.dst_port)}.to_string()},
                                  {"proto", e.key.proto == IPPROTO_TCP ? "tcp" : "udp"},
                                  {"backend", backend},
                                  {"state", state_name(e.value.state)},
+                                 {"local", local},
                                  {"age_s", (now - e.value.created) / 1000},
                                  {"idle_s", (now - e.value.last_seen) / 1000},
                                  {"worker", w->index}});

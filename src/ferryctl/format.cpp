@@ -207,7 +207,7 @@ const std::map<std::string, std::vector<std::string>, std::less<>>& known_lists(
         {"backends",
          {"vip", "address", "state", "weight", "effective_weight", "active_flows", "new_flows", "rtt_ms",
           "connect_ms", "ttft_ms", "tpot_ms", "load_factor", "latency_factor", "reason"}},
-        {"flows", {"client", "vip", "backend", "state", "age_s", "idle_s", "worker"}},
+        {"flows", {"client", "vip", "backend", "state", "local", "age_s", "idle_s", "worker"}},
         {"workers", {"id", "worker", "lcore", "socket"}},
     };
     return known;

@@ -427,6 +427,10 @@ class Operator(unittest.TestCase):
             self.assertIn(f["backend"], [self.addr(i) for i in range(3)])
             self.assertEqual((f["proto"], f["worker"]), ("tcp", 0))
             self.assertGreaterEqual(f["age_s"], 0)
+            # Full NAT: the source the backend sees is one of Ferry's addresses, with its port.
+            ours = {a.split("/")[0] for p in self.json("status")["ports"] for a in [p["address"], *p["nat_addresses"]]}
+            self.assertRegex(f["local"] or "", r"^[0-9.]+:[0-9]+$", f)
+            self.assertIn(f["local"].rsplit(":", 1)[0], ours, f)
             # Filters: by VIP, by backend (option and positional).
             def clients(*args):
                 return {x["client"]: x["backend"] for x in self.json("flows", *args, "--limit", "10000")["flows"]}

@@ -117,6 +117,7 @@ protected:
                                  {"vip", "chat"},
                                  {"backend", "10.77.2.11:8000"},
                                  {"state", "established"},
+                                 {"local", i == 0 ? json(nullptr) : json("10.77.2.1:" + std::to_string(2000 + i))},
                                  {"age_s", 75},
                                  {"idle_s", 2},
                                  {"worker", 1}});
@@ -283,6 +284,9 @@ TEST_F(FerryctlTest, FlowsAndStatsTables) {
     EXPECT_TRUE(lines[0].starts_with("CLIENT")) << r.out;
     EXPECT_NE(lines[0].find("AGE"), std::string::npos);
     EXPECT_NE(lines[1].find("1m15s"), std::string::npos) << r.out;
+    EXPECT_NE(lines[0].find("LOCAL"), std::string::npos) << r.out;
+    EXPECT_NE(lines[2].find("10.77.2.1:2001"), std::string::npos) << "full NAT: Ferry's address and port\n" << r.out;
+    EXPECT_NE(lines[1].find(" - "), std::string::npos) << "DNAT: no local source\n" << r.out;
     EXPECT_NE(r.out.find("--limit"), std::string::npos) << "a full page says how to see more\n" << r.out;
 
     r = ctl_s("stats");
