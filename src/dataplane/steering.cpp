@@ -248,7 +248,7 @@ ToBackend Steering::open_flow(const Snapshot& snap, uint32_t vip_id, const VipEn
 }
 
 ToBackend Steering::to_backend(const Snapshot& snap, uint32_t vip_id, const packet::Parsed& p, uint32_t hash,
-                               uint32_t pkt_len, uint32_t now_ms) {
+                               uint32_t pkt_len, uint32_t now_ms, uint32_t hint) {
     const VipEntry& vip = snap.vips[vip_id];
     VipCounters& vc = x_.vip_counters[vip_id];
     ++vc.packets;
@@ -258,7 +258,7 @@ ToBackend Steering::to_backend(const Snapshot& snap, uint32_t vip_id, const pack
     const bool tcp = p.proto == IPPROTO_TCP;
     const bool syn = tcp && (p.tcp_flags & kSynAck) == packet::kTcpSyn;
     const flow::KeyV4 key = key_v4(p);
-    uint32_t slot = t.lookup(key, hash);
+    uint32_t slot = t.lookup(key, hash, hint);
     if (slot != flow::kNoPeer) {
         const flow::FlowValue& v = t.entry(slot).value;
         bool stale =

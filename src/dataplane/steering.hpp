@@ -75,8 +75,9 @@ public:
     // `hash` (FlowTable::hash of its 5-tuple), ends a stale entry, creates one
     // for a SYN or a new UDP flow (scheduler pick, full-NAT source port),
     // follows TCP state, counts. The caller rewrites and sends on forward().
+    // `hint`: what FlowTable::prefetch_entry(hash) returned, if the caller has it.
     ToBackend to_backend(const Snapshot& snap, uint32_t vip_id, const packet::Parsed& p, uint32_t hash,
-                         uint32_t pkt_len, uint32_t now_ms);
+                         uint32_t pkt_len, uint32_t now_ms, uint32_t hint = flow::kNoPeer);
 
     // A packet whose 5-tuple matched `slot`: if it is a reply entry, follows
     // TCP state, counts and says whom to send it to; false otherwise.

@@ -56,6 +56,7 @@ struct Preparsed {
     packet::Parsed p;
     packet::ParseResult r;
     uint32_t hash;
+    uint32_t hint;  // the slot FlowTable::prefetch_entry(hash) loaded, for the lookup
 };
 
 // Per-worker state for one loop iteration plus the helpers that act on it.
@@ -80,7 +81,8 @@ private:
     void process(rte_mbuf* m, uint16_t in_port, bool handed_off, const struct Preparsed* pre);
     void process_burst(rte_mbuf** pkts, uint16_t n, uint16_t in_port);
     void handle_arp(rte_mbuf* m, const PortInfo& port, const packet::Parsed& p);
-    void forward_vip(rte_mbuf* m, const packet::Parsed& p, uint32_t hash, uint32_t vip_id, bool handed_off);
+    void forward_vip(rte_mbuf* m, const packet::Parsed& p, uint32_t hash, uint32_t hint, uint32_t vip_id,
+                     bool handed_off);
     bool reply_flow(rte_mbuf* m, const packet::Parsed& p, uint32_t slot);
     void to_exception(rte_mbuf* m, const PortInfo& port);
     void send(rte_mbuf* m, uint16_t port_id, uint32_t nexthop_ip);
@@ -249,14 +251,15 @@ SteeringParts Worker::steering_parts(Dataplane& dp, WorkerContext& w) {
     return x;
 }
 
-void Worker::forward_vip(rte_mbuf* m, const packet::Parsed& p, uint32_t hash, uint32_t vip_id, bool handed_off) {
+void Worker::forward_vip(rte_mbuf* m, const packet::Parsed& p, uint32_t hash, uint32_t hint, uint32_t vip_id,
+                         bool handed_off) {
     const VipEntry& vip = snap_->vips[vip_id];
     if (vip.mode == ForwardMode::dnat && n_workers_ > 1 && !handed_off) {
         uint32_t owner = owner_of_client(p.src_ip, p.src_port);
         if (owner != w_.index) return handoff(m, owner);
     }
     if (p.has_ip_options) return drop(m, Drop::vip_ip_options);
-    const ToBackend to = steer_.to_backend(*snap_, vip_id, p, hash, rte_pktmbuf_pkt_len(m), now_ms_);
+    const ToBackend to = steer_.to_backend(*snap_, vip_id, p, hash, rte_pktmbuf_pkt_len(m), now_ms_, hint);
     if (!to.forward()) return drop(m, to.drop);
     const BackendEntry& be = snap_->backends[to.backend_id];
     auto* data = rte_pktmbuf_mtod(m, uint8_t*);
@@ -308,9 +311,10 @@ void Worker::process(rte_mbuf* m, uint16_t in_port, bool handed_off, const Prepa
     }
 
     const uint32_t hash = pre ? pre->hash : flow::FlowTable::hash(key_v4(p));
+    const uint32_t hint = pre ? pre->hint : flow::kNoPeer;
     if (p.proto != IPPROTO_ICMP) {
         uint32_t vip = snap_->find_vip(p.dst_ip, p.dst_port, p.proto);
-        if (vip != kNone) return forward_vip(m, p, hash, vip, handed_off);
+        if (vip != kNone) return forward_vip(m, p, hash, hint, vip, handed_off);
     }
     const uint32_t local = local_index(p.dst_ip);
     if (p.proto == IPPROTO_ICMP) {
@@ -332,7 +336,7 @@ void Worker::process(rte_mbuf* m, uint16_t in_port, bool handed_off, const Prepa
             uint32_t owner = dp_.nat_port_owner()[ntohs(p.dst_port)];
             if (owner != w_.index) return handoff(m, owner);
         }
-        uint32_t slot = w_.flows->lookup(key_v4(p), hash);
+        uint32_t slot = w_.flows->lookup(key_v4(p), hash, hint);
         if (slot != flow::kNoPeer && reply_flow(m, p, slot)) return;
         // The host owns the port's address; a NAT address is the data plane's alone.
         if (local >= n_port_ips_) return drop(m, Drop::nat_no_flow);
@@ -345,7 +349,7 @@ void Worker::process(rte_mbuf* m, uint16_t in_port, bool handed_off, const Prepa
         uint32_t owner = owner_of_client(p.dst_ip, p.dst_port);
         if (owner != w_.index) return handoff(m, owner);
     }
-    uint32_t slot = w_.flows->lookup(key_v4(p), hash);
+    uint32_t slot = w_.flows->lookup(key_v4(p), hash, hint);
     if (slot != flow::kNoPeer && reply_flow(m, p, slot)) return;
     to_exception(m, port);
 }
@@ -361,6 +365,7 @@ void Worker::process_burst(rte_mbuf** pkts, uint16_t n, uint16_t in_port) {
         Preparsed& pp = pre_[i];
         pp.r = packet::parse(rte_pktmbuf_mtod(pkts[i], const uint8_t*), rte_pktmbuf_data_len(pkts[i]), pp.p);
         pp.hash = 0;
+        pp.hint = flow::kNoPeer;
         if (pp.r == packet::ParseResult::ok && pp.p.proto != IPPROTO_ICMP) {
             pp.hash = flow::FlowTable::hash(key_v4(pp.p));
             w_.flows->prefetch(pp.hash);
@@ -371,7 +376,7 @@ void Worker::process_burst(rte_mbuf** pkts, uint16_t n, uint16_t in_port) {
     // The signature lines of the first packets have arrived by now: start
     // loading each packet's flow entry too, so neither load stalls process().
     for (uint16_t i = 0; i < n; ++i)
-        if (pre_[i].hash != 0) w_.flows->prefetch_entry(pre_[i].hash);
+        if (pre_[i].hash != 0) pre_[i].hint = w_.flows->prefetch_entry(pre_[i].hash);
     for (uint16_t i = 0; i < n; ++i) process(pkts[i], in_port, false, &pre_[i]);
 }
 

@@ -152,7 +152,13 @@ public:
     // arrive, prefetch_entry(hash) starts loading the entry whose signature
     // matches (the first one found), so the later lookup() hits the cache.
     void prefetch(uint32_t hash) const;
-    void prefetch_entry(uint32_t hash) const;
+    // Returns the slot it prefetched (kNoPeer: no signature matched, the key
+    // is absent): a hint for lookup(key, hash, hint).
+    uint32_t prefetch_entry(uint32_t hash) const;
+    // lookup(key, hash), checking the slot prefetch_entry() returned first:
+    // no bucket is searched again when the key is there. Any hint is safe
+    // (an empty or other key's slot falls back to the full lookup).
+    uint32_t lookup(const KeyV4& key, uint32_t hash, uint32_t hint) const;
     // False when no key with this hash is in the table: no signature in its
     // two buckets matches (reads only the signature lines). True means
     // "perhaps": lookup() tells.

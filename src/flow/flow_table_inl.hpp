@@ -217,17 +217,26 @@ inline void FlowTable::prefetch(uint32_t h) const {
     detail::prefetch_read(sigs_ + size_t(bucket_of(h, 1)) * kBucketSlots);
 }
 
-inline void FlowTable::prefetch_entry(uint32_t h) const {
+inline uint32_t FlowTable::prefetch_entry(uint32_t h) const {
     const uint16_t sig = sig_of(h);
     const uint32_t b1 = bucket_of(h, 0);
     const uint32_t m1 = detail::match_bucket(sigs_ + size_t(b1) * kBucketSlots, sig);
+    uint32_t slot = kNoPeer;
     if (m1 != 0) {
-        detail::prefetch_read(entries_ + size_t(b1) * kBucketSlots + std::countr_zero(m1));
-        return;
+        slot = b1 * kBucketSlots + uint32_t(std::countr_zero(m1));
+    } else {
+        const uint32_t b2 = bucket_of(h, 1);
+        const uint32_t m2 = detail::match_bucket(sigs_ + size_t(b2) * kBucketSlots, sig);
+        if (m2 == 0) return kNoPeer;
+        slot = b2 * kBucketSlots + uint32_t(std::countr_zero(m2));
     }
-    const uint32_t b2 = bucket_of(h, 1);
-    const uint32_t m2 = detail::match_bucket(sigs_ + size_t(b2) * kBucketSlots, sig);
-    if (m2 != 0) detail::prefetch_read(entries_ + size_t(b2) * kBucketSlots + std::countr_zero(m2));
+    detail::prefetch_read(entries_ + slot);
+    return slot;
+}
+
+inline uint32_t FlowTable::lookup(const KeyV4& key, uint32_t h, uint32_t hint) const {
+    if (hint < slot_count_ && sigs_[hint] != 0 && detail::key_equal(entries_[hint].key, key)) return hint;
+    return lookup_in(key, h);
 }
 
 inline bool FlowTable::maybe_present(uint32_t h) const {

@@ -119,11 +119,12 @@ struct Rig {
         if (packet::parse(data, len, p) != packet::ParseResult::ok) return false;
         return steer_parsed(data, p, flow::FlowTable::hash(key_v4(p)), now_ms).forward();
     }
-    ToBackend steer_parsed(uint8_t* data, const packet::Parsed& p, uint32_t hash, uint32_t now_ms) {
+    ToBackend steer_parsed(uint8_t* data, const packet::Parsed& p, uint32_t hash, uint32_t now_ms,
+                           uint32_t hint = flow::kNoPeer) {
         const uint32_t vip = snap.find_vip(p.dst_ip, p.dst_port, p.proto);
         ToBackend to;
         to.drop = Drop::no_vip_port;
-        if (vip != kNone) to = steer->to_backend(snap, vip, p, hash, 54, now_ms);
+        if (vip != kNone) to = steer->to_backend(snap, vip, p, hash, 54, now_ms, hint);
         if (!to.forward()) {
             ++counters.drops[size_t(to.drop)];
             last_drop = to.drop;
@@ -158,10 +159,11 @@ uint32_t run_burst(Rig& r, std::array<Frame, kBurst>& burst, ToBackend* out) {
         hash[i] = flow::FlowTable::hash(key_v4(p));
         r.flows->prefetch(hash[i]);
     }
-    for (uint32_t i = 0; i < kBurst; ++i) r.flows->prefetch_entry(hash[i]);
+    std::array<uint32_t, kBurst> hint;
+    for (uint32_t i = 0; i < kBurst; ++i) hint[i] = r.flows->prefetch_entry(hash[i]);
     uint32_t failed = 0;
     for (uint32_t i = 0; i < kBurst; ++i) {
-        const ToBackend to = r.steer_parsed(burst[i].b.data(), parsed[i], hash[i], 1000);
+        const ToBackend to = r.steer_parsed(burst[i].b.data(), parsed[i], hash[i], 1000, hint[i]);
         failed += !to.forward();
         if (out) out[i] = to;
     }

@@ -146,6 +146,45 @@ TEST(FlowTable, InsertByKeyV4StoresTheSameEntryAsByFlowKey) {
     EXPECT_GT(b.stats().insert_full, 0u);
 }
 
+TEST(FlowTable, LookupWithAHintIsRightWhateverTheHint) {
+    // prefetch_entry returns the slot it loaded; lookup(key, hash, hint)
+    // checks it first. The hint can be stale (the worker's earlier packets of
+    // the same burst insert and remove): every wrong hint still gives the
+    // right answer.
+    FlowTable t(4096);
+    std::vector<KeyV4> keys;
+    std::vector<uint32_t> slots;
+    std::mt19937 rng(11);
+    for (uint32_t i = 0; i < 3000; ++i) {
+        const KeyV4 w = KeyV4::of(rng(), rng(), uint16_t(rng()), uint16_t(rng()), kTcp);
+        const uint32_t s = t.insert(w, FlowTable::hash(w), value_of(i));
+        if (s == kNoPeer) continue;
+        keys.push_back(w);
+        slots.push_back(s);
+    }
+    ASSERT_GT(keys.size(), 2900u);
+    uint32_t hinted_right = 0;
+    for (size_t i = 0; i < keys.size(); ++i) {
+        const uint32_t h = FlowTable::hash(keys[i]);
+        const uint32_t hint = t.prefetch_entry(h);
+        hinted_right += hint == slots[i];
+        EXPECT_EQ(t.lookup(keys[i], h, hint), slots[i]);
+        EXPECT_EQ(t.lookup(keys[i], h, kNoPeer), slots[i]);
+        EXPECT_EQ(t.lookup(keys[i], h, slots[(i + 1) % slots.size()]), slots[i]) << "another key's slot";
+        EXPECT_EQ(t.lookup(keys[i], h, t.slot_count() + 5), slots[i]) << "out of range";
+    }
+    EXPECT_GT(hinted_right, keys.size() * 99 / 100) << "the first signature match is nearly always the key";
+    // A removed entry keeps its key bytes: its slot as a hint must not find it.
+    const KeyV4 gone = keys[7];
+    const uint32_t gone_slot = slots[7];
+    t.remove(gone_slot);
+    EXPECT_EQ(t.lookup(gone, FlowTable::hash(gone), gone_slot), kNoPeer);
+    // An absent key: prefetch_entry says so (no signature matched) or points elsewhere.
+    const KeyV4 absent = KeyV4::of(1, 2, 3, 4, kTcp);
+    const uint32_t ha = FlowTable::hash(absent);
+    EXPECT_EQ(t.lookup(absent, ha, t.prefetch_entry(ha)), kNoPeer);
+}
+
 TEST(FlowTable, RejectsTinyCapacityAndSizesMemory) {
     EXPECT_THROW(FlowTable(1023), std::invalid_argument);
     EXPECT_THROW(FlowTable(0), std::invalid_argument);
