@@ -72,17 +72,8 @@ size_t FlowTable::memory_bytes() const {
 uint32_t FlowTable::insert(const FlowKey& key, const FlowValue& value) { return insert(key, hash(key), value); }
 
 uint32_t FlowTable::insert(const FlowKey& key, uint32_t h, const FlowValue& value) {
-    const uint32_t slot = size_ < capacity_ ? free_slot(h) : kNoPeer;
-    if (slot == kNoPeer) {
-        ++stats_.insert_full;
-        return kNoPeer;
-    }
-    FlowEntry& e = entries_[slot];
-    e.key = key;
-    e.value = value;
-    sigs_[slot] = sig_of(h);
-    ++size_;
-    ++stats_.inserts;
+    const uint32_t slot = claim(h, value);
+    if (slot != kNoPeer) entries_[slot].key = key;
     return slot;
 }
 

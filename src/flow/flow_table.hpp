@@ -236,6 +236,10 @@ private:
     // The slot insert() fills for `hash`: the first free slot of the emptier
     // candidate bucket; kNoPeer when both are full.
     uint32_t free_slot(uint32_t hash) const;
+    // The common part of both insert()s: takes that slot (or counts
+    // insert_full), stores the value and the signature; the caller then
+    // stores the key. kNoPeer when full.
+    uint32_t claim(uint32_t hash, const FlowValue& value);
     static uint32_t hash_words(uint64_t w0, uint64_t w1, uint64_t w2, uint64_t w3, uint64_t w4);
     uint32_t bucket_of(uint32_t hash, int which) const;
     uint16_t sig_of(uint32_t hash) const;

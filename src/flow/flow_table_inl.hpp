@@ -192,23 +192,28 @@ inline uint16_t FlowTable::sig_of(uint32_t h) const {
 
 inline bool FlowTable::occupied(uint32_t slot) const { return slot < slot_count_ && sigs_[slot] != 0; }
 
-inline uint32_t FlowTable::insert(const KeyV4& key, uint32_t h, const FlowValue& value) {
+inline uint32_t FlowTable::claim(uint32_t h, const FlowValue& value) {
     const uint32_t slot = size_ < capacity_ ? free_slot(h) : kNoPeer;
     if (slot == kNoPeer) {
         ++stats_.insert_full;
         return kNoPeer;
     }
-    FlowEntry& e = entries_[slot];
-    auto* k = reinterpret_cast<unsigned char*>(&e.key);
+    entries_[slot].value = value;
+    sigs_[slot] = sig_of(h);
+    ++size_;
+    ++stats_.inserts;
+    return slot;
+}
+
+inline uint32_t FlowTable::insert(const KeyV4& key, uint32_t h, const FlowValue& value) {
+    const uint32_t slot = claim(h, value);
+    if (slot == kNoPeer) return kNoPeer;
+    auto* k = reinterpret_cast<unsigned char*>(&entries_[slot].key);
     detail::store64(k, key.src);
     detail::store64(k + 8, 0);
     detail::store64(k + 16, key.dst);
     detail::store64(k + 24, 0);
     detail::store64(k + 32, key.rest);
-    e.value = value;
-    sigs_[slot] = sig_of(h);
-    ++size_;
-    ++stats_.inserts;
     return slot;
 }
 
