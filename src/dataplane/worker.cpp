@@ -56,7 +56,7 @@ struct Preparsed {
     packet::Parsed p;
     packet::ParseResult r;
     uint32_t hash;
-    uint32_t hint;  // the slot FlowTable::prefetch_entry(hash) loaded, for the lookup
+    uint32_t hint;  // the slot probe_home or prefetch_entry found, for the lookup
 };
 
 // Per-worker state for one loop iteration plus the helpers that act on it.
@@ -354,10 +354,12 @@ void Worker::process(rte_mbuf* m, uint16_t in_port, bool handed_off, const Prepa
     to_exception(m, port);
 }
 
-// Three passes over a burst: parse every packet and start fetching its
-// flow-table signature lines; start fetching every packet's flow entry; then
-// process them. The two dependent loads of a lookup (signatures, then entry)
-// of one packet overlap the work on the others instead of stalling in turn.
+// Passes over a burst: parse every packet and start fetching its flow
+// entry's home slot (FlowTable::prefetch_home); check each key at home, and
+// for a key not there start fetching its signature lines; for those, start
+// fetching the entry whose signature matches; then process every packet.
+// Each pass's loads overlap the work on the other packets instead of
+// stalling in turn, and a key at home (most) costs one cache line.
 void Worker::process_burst(rte_mbuf** pkts, uint16_t n, uint16_t in_port) {
     for (uint16_t i = 0; i < n && i < 4; ++i) rte_prefetch0(rte_pktmbuf_mtod(pkts[i], void*));
     for (uint16_t i = 0; i < n; ++i) {
@@ -368,15 +370,17 @@ void Worker::process_burst(rte_mbuf** pkts, uint16_t n, uint16_t in_port) {
         pp.hint = flow::kNoPeer;
         if (pp.r == packet::ParseResult::ok && pp.p.proto != IPPROTO_ICMP) {
             pp.hash = flow::FlowTable::hash(key_v4(pp.p));
-            w_.flows->prefetch(pp.hash);
+            w_.flows->prefetch_home(pp.hash);  // also where a new flow's entry most likely goes
+            if (packet::opens_connection(pp.p)) w_.flows->prefetch(pp.hash);  // it is absent: the signatures tell
         }
         ++c_.rx_packets;
         c_.rx_bytes += rte_pktmbuf_pkt_len(pkts[i]);
     }
-    // The signature lines of the first packets have arrived by now: start
-    // loading each packet's flow entry too, so neither load stalls process().
+    // The home entries of the first packets have arrived by now.
     for (uint16_t i = 0; i < n; ++i)
-        if (pre_[i].hash != 0) pre_[i].hint = w_.flows->prefetch_entry(pre_[i].hash);
+        if (pre_[i].hash != 0) pre_[i].hint = w_.flows->probe_home(key_v4(pre_[i].p), pre_[i].hash);
+    for (uint16_t i = 0; i < n; ++i)
+        if (pre_[i].hash != 0 && pre_[i].hint == flow::kNoPeer) pre_[i].hint = w_.flows->prefetch_entry(pre_[i].hash);
     for (uint16_t i = 0; i < n; ++i) process(pkts[i], in_port, false, &pre_[i]);
 }
 

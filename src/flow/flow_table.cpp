@@ -52,6 +52,7 @@ FlowTable::FlowTable(uint32_t capacity) {
     bucket_count_ = uint32_t((want + kBucketSlots - 1) / kBucketSlots);
     slot_count_ = bucket_count_ * kBucketSlots;
     entries_ = static_cast<FlowEntry*>(allocate(entries_bytes(slot_count_)));
+    for (uint32_t slot = 0; slot < slot_count_; ++slot) entries_[slot].key.pad = kRemovedPad;
     try {
         sigs_ = static_cast<uint16_t*>(allocate(sigs_bytes(slot_count_)));
     } catch (...) {

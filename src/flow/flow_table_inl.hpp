@@ -185,6 +185,10 @@ inline uint32_t FlowTable::bucket_of(uint32_t h, int which) const {
     return detail::fastrange(which == 0 ? h : detail::fmix32(h ^ 0x5bd1e995u), bucket_count_);
 }
 
+inline uint32_t FlowTable::home_of(uint32_t h) const {
+    return bucket_of(h, 0) * kBucketSlots + (h & (kBucketSlots - 1));
+}
+
 inline uint16_t FlowTable::sig_of(uint32_t h) const {
     const auto s = uint16_t(h);
     return s != 0 ? s : uint16_t(1);
@@ -239,8 +243,18 @@ inline uint32_t FlowTable::prefetch_entry(uint32_t h) const {
     return slot;
 }
 
+inline void FlowTable::prefetch_home(uint32_t h) const { detail::prefetch_read(entries_ + home_of(h)); }
+
+inline uint32_t FlowTable::probe_home(const KeyV4& key, uint32_t h) const {
+    const uint32_t home = home_of(h);
+    if (detail::key_equal(entries_[home].key, key)) return home;  // a free slot's key never matches
+    prefetch(h);
+    return kNoPeer;
+}
+
 inline uint32_t FlowTable::lookup(const KeyV4& key, uint32_t h, uint32_t hint) const {
-    if (hint < slot_count_ && sigs_[hint] != 0 && detail::key_equal(entries_[hint].key, key)) return hint;
+    // No signature is read: a free slot's poisoned key matches no key.
+    if (hint < slot_count_ && detail::key_equal(entries_[hint].key, key)) return hint;
     return lookup_in(key, h);
 }
 
@@ -257,8 +271,14 @@ inline uint32_t FlowTable::free_slot(uint32_t h) const {
     const uint32_t b2 = bucket_of(h, 1);
     const uint32_t free1 = detail::match_bucket(sigs_ + size_t(b1) * kBucketSlots, 0);
     const uint32_t free2 = b2 != b1 ? detail::match_bucket(sigs_ + size_t(b2) * kBucketSlots, 0) : 0;
+    const int n1 = std::popcount(free1), n2 = std::popcount(free2);
+    // A free home slot is taken unless the table is nearly full and the first
+    // bucket is the fuller one: there, power of two choices alone keeps
+    // refusals as rare as they were before home slots.
+    const uint32_t home = home_of(h);
+    if (sigs_[home] == 0 && (n1 >= n2 || size_ < capacity_ - capacity_ / 8)) return home;
     // Power of two choices: the emptier bucket; ties go to the first, where lookups start.
-    const bool first = std::popcount(free1) >= std::popcount(free2);
+    const bool first = n1 >= n2;
     const uint32_t mask = first ? free1 : free2;
     if (mask == 0) return kNoPeer;
     return (first ? b1 : b2) * kBucketSlots + uint32_t(std::countr_zero(mask));
@@ -285,6 +305,7 @@ inline uint32_t FlowTable::lookup(const FlowKey& key) const { return lookup(key,
 inline void FlowTable::remove(uint32_t slot) {
     if (!occupied(slot)) return;
     sigs_[slot] = 0;
+    entries_[slot].key.pad = kRemovedPad;
     entries_[slot].value.peer = kNoPeer;
     --size_;
     ++stats_.removes;
@@ -333,19 +354,29 @@ uint32_t FlowTable::sweep(uint32_t budget, uint32_t now_ms, TimeoutsOf&& timeout
     while (budget != 0) {
         uint32_t n = budget < kSweepChunk ? budget : kSweepChunk;
         if (n > slot_count_ - cursor) n = slot_count_ - cursor;
-        // A reply entry is checked against its forward entry, at a random
-        // slot: start those loads for the whole chunk before waiting on any.
-        for (uint32_t slot = cursor; slot < cursor + n; ++slot) {
-            if (sigs_[slot] == 0 || !entries_[slot].value.is_reply) continue;
-            const uint32_t peer = entries_[slot].value.peer;
-            if (peer >= slot_count_) continue;
-            detail::prefetch_read(sigs_ + peer);
-            detail::prefetch_read(entries_ + peer);
+        if (sweep_pass_ % kOrphanPasses == 0) {
+            // A reply entry is checked against its forward entry, at a random
+            // slot: start those loads for the whole chunk before waiting on any.
+            for (uint32_t slot = cursor; slot < cursor + n; ++slot) {
+                if (sigs_[slot] == 0 || !entries_[slot].value.is_reply) continue;
+                const uint32_t peer = entries_[slot].value.peer;
+                if (peer >= slot_count_) continue;
+                detail::prefetch_read(sigs_ + peer);
+                detail::prefetch_read(entries_ + peer);
+            }
+            for (uint32_t slot = cursor; slot < cursor + n; ++slot)
+                if (sigs_[slot] != 0) removed += expire_slot(slot, false, now_ms, timeouts_of, on_expire);
+        } else {
+            // Forward entries only: a reply entry goes with its forward entry.
+            for (uint32_t slot = cursor; slot < cursor + n; ++slot)
+                if (sigs_[slot] != 0 && !entries_[slot].value.is_reply)
+                    removed += expire_slot(slot, false, now_ms, timeouts_of, on_expire);
         }
-        for (uint32_t slot = cursor; slot < cursor + n; ++slot)
-            if (sigs_[slot] != 0) removed += expire_slot(slot, false, now_ms, timeouts_of, on_expire);
         cursor += n;
-        if (cursor == slot_count_) cursor = 0;
+        if (cursor == slot_count_) {
+            cursor = 0;
+            ++sweep_pass_;
+        }
         budget -= n;
     }
     sweep_cursor_ = cursor;

@@ -58,6 +58,12 @@ ParseResult parse(const uint8_t* data, size_t len, Parsed& out);
 // TCP flag bits.
 inline constexpr uint8_t kTcpFin = 0x01, kTcpSyn = 0x02, kTcpRst = 0x04, kTcpAck = 0x10;
 
+// A TCP SYN without ACK: a connection's first packet, whose flow is usually
+// not in the flow table yet.
+inline bool opens_connection(const Parsed& p) {
+    return p.proto == 6 /* IPPROTO_TCP */ && (p.tcp_flags & (kTcpSyn | kTcpAck)) == kTcpSyn;
+}
+
 // --- Checksums --------------------------------------------------------------
 
 // RFC 1624 eqn. 3: new checksum after a 16-bit field changes from old_v to new_v.

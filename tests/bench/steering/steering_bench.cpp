@@ -147,8 +147,9 @@ void client(uint64_t i, uint32_t& ip, uint16_t& port) {
 
 ForwardMode mode_of(int64_t arg) { return arg == 0 ? ForwardMode::nat : ForwardMode::dnat; }
 
-// The worker's three passes over one burst of frames (see worker.cpp
-// process_burst): parse + hash + prefetch signature lines, prefetch entries,
+// The worker's passes over one burst of frames (see worker.cpp
+// process_burst): parse + hash + prefetch home entries, check keys at home
+// (else prefetch signature lines), prefetch the other entries,
 // then steer + rewrite. Returns how many were not forwarded.
 uint32_t run_burst(Rig& r, std::array<Frame, kBurst>& burst, ToBackend* out) {
     std::array<packet::Parsed, kBurst> parsed;
@@ -157,10 +158,13 @@ uint32_t run_burst(Rig& r, std::array<Frame, kBurst>& burst, ToBackend* out) {
         packet::parse(burst[i].b.data(), 54, parsed[i]);
         const packet::Parsed& p = parsed[i];
         hash[i] = flow::FlowTable::hash(key_v4(p));
-        r.flows->prefetch(hash[i]);
+        r.flows->prefetch_home(hash[i]);
+        if (packet::opens_connection(p)) r.flows->prefetch(hash[i]);
     }
     std::array<uint32_t, kBurst> hint;
-    for (uint32_t i = 0; i < kBurst; ++i) hint[i] = r.flows->prefetch_entry(hash[i]);
+    for (uint32_t i = 0; i < kBurst; ++i) hint[i] = r.flows->probe_home(key_v4(parsed[i]), hash[i]);
+    for (uint32_t i = 0; i < kBurst; ++i)
+        if (hint[i] == flow::kNoPeer) hint[i] = r.flows->prefetch_entry(hash[i]);
     uint32_t failed = 0;
     for (uint32_t i = 0; i < kBurst; ++i) {
         const ToBackend to = r.steer_parsed(burst[i].b.data(), parsed[i], hash[i], 1000, hint[i]);

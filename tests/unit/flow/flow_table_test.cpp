@@ -174,7 +174,7 @@ TEST(FlowTable, LookupWithAHintIsRightWhateverTheHint) {
         EXPECT_EQ(t.lookup(keys[i], h, t.slot_count() + 5), slots[i]) << "out of range";
     }
     EXPECT_GT(hinted_right, keys.size() * 99 / 100) << "the first signature match is nearly always the key";
-    // A removed entry keeps its key bytes: its slot as a hint must not find it.
+    // A removed entry keeps its addresses and ports: its slot as a hint must not find it.
     const KeyV4 gone = keys[7];
     const uint32_t gone_slot = slots[7];
     t.remove(gone_slot);
@@ -183,6 +183,58 @@ TEST(FlowTable, LookupWithAHintIsRightWhateverTheHint) {
     const KeyV4 absent = KeyV4::of(1, 2, 3, 4, kTcp);
     const uint32_t ha = FlowTable::hash(absent);
     EXPECT_EQ(t.lookup(absent, ha, t.prefetch_entry(ha)), kNoPeer);
+}
+
+TEST(FlowTable, MostKeysLiveAtTheirHomeSlotAndProbeHomeNeverLies) {
+    // probe_home answers from the home entry alone: the key's slot when it is
+    // there, kNoPeer otherwise (then the signature path finds it). Filled to
+    // about half its slots, at least 60% of the keys sit at home (about 75%
+    // expected: a key finds its home free with the odds of the load when it
+    // arrives), and a table filled in one go puts the first key at home.
+    FlowTable t(100'000);
+    std::vector<KeyV4> keys;
+    std::vector<uint32_t> slots;
+    std::mt19937 rng(5);
+    while (t.size() < t.slot_count() / 2) {
+        const KeyV4 w = KeyV4::of(rng(), rng(), uint16_t(rng()), 443, kUdp);
+        const uint32_t h = FlowTable::hash(w);
+        if (t.lookup(w, h) != kNoPeer) continue;
+        const uint32_t s = t.insert(w, h, value_of(1));
+        ASSERT_NE(s, kNoPeer);
+        if (keys.empty()) {
+            EXPECT_EQ(t.probe_home(w, h), s) << "an empty table's first key is at home";
+        }
+        keys.push_back(w);
+        slots.push_back(s);
+    }
+    size_t at_home = 0;
+    for (size_t i = 0; i < keys.size(); ++i) {
+        const uint32_t h = FlowTable::hash(keys[i]);
+        const uint32_t home = t.probe_home(keys[i], h);
+        if (home != kNoPeer) {
+            EXPECT_EQ(home, slots[i]);
+            ++at_home;
+            continue;
+        }
+        EXPECT_EQ(t.lookup(keys[i], h, t.prefetch_entry(h)), slots[i]);
+    }
+    EXPECT_GT(at_home, keys.size() * 6 / 10);
+    EXPECT_LT(at_home, keys.size()) << "some homes are shared at this load";
+    // A removed key is not found at home even though its addresses and ports
+    // are still in the slot; a new key takes the freed home.
+    size_t i = 0;
+    while (t.probe_home(keys[i], FlowTable::hash(keys[i])) == kNoPeer) ++i;
+    const uint32_t h = FlowTable::hash(keys[i]);
+    t.remove(slots[i]);
+    EXPECT_EQ(t.probe_home(keys[i], h), kNoPeer);
+    EXPECT_EQ(t.lookup(keys[i], h), kNoPeer);
+    EXPECT_EQ(t.insert(keys[i], h, value_of(2)), slots[i]) << "its home was free again";
+    EXPECT_EQ(t.probe_home(keys[i], h), slots[i]);
+    // No key matches a slot that never held one (all-zero key bytes included).
+    FlowTable fresh(4096);
+    const KeyV4 zero{0, 0, 0};
+    EXPECT_EQ(fresh.probe_home(zero, FlowTable::hash(zero)), kNoPeer);
+    EXPECT_EQ(fresh.lookup(FlowKey{}), kNoPeer);
 }
 
 TEST(FlowTable, RejectsTinyCapacityAndSizesMemory) {
@@ -567,6 +619,23 @@ TEST(FlowTable, SweepDropsOrphanRepliesWithoutCallback) {
     EXPECT_EQ(callbacks, 0u);
     EXPECT_FALSE(t.occupied(r));
     EXPECT_EQ(t.size(), 0u);
+
+    // Later passes skip reply entries (their check is a random load): an
+    // orphan made now goes within kOrphanPasses passes, not at once.
+    const uint32_t f2 = t.insert(key_n(3), value_of(1));
+    rv.peer = f2;
+    const uint32_t r2 = t.insert(key_n(4), rv);
+    t.entry(f2).value.peer = r2;
+    t.remove(f2);
+    uint32_t passes = 0;
+    while (t.occupied(r2) && passes < FlowTable::kOrphanPasses) {
+        t.sweep(
+            t.slot_count(), 0, [&](uint16_t) { return to; }, [&](const FlowEntry&) { ++callbacks; });
+        ++passes;
+    }
+    EXPECT_FALSE(t.occupied(r2));
+    EXPECT_EQ(passes, FlowTable::kOrphanPasses) << "passes 1 to 7 skip reply entries, pass 8 checks them";
+    EXPECT_EQ(callbacks, 0u);
 }
 
 TEST(FlowTable, ReclaimFreesExpiredFlowsInAKeysBuckets) {
