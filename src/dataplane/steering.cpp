@@ -123,8 +123,9 @@ bool Steering::pick_nat_port(const Snapshot& snap, uint32_t backend_id, const Ba
         port, backend_id);
     // The next connection to this backend on this address starts with the port
     // now at its cursor: load that reply key's signature lines now, so the
-    // check then finds them in cache instead of waiting on DRAM.
-    t.prefetch(flow::FlowTable::hash(reply_key((*x_.nat_ports)[nat_addr].peek(backend_id))));
+    // check then finds them in cache instead of waiting on DRAM, and its home
+    // entry, where the reply entry then most likely goes.
+    t.prefetch_insert(flow::FlowTable::hash(reply_key((*x_.nat_ports)[nat_addr].peek(backend_id))));
     port_net = htons(port);
     return ok;
 }

@@ -179,6 +179,16 @@ public:
     // the two signature lines and returns kNoPeer (then prefetch_entry and
     // lookup find the key anywhere, or tell it is absent).
     void prefetch_home(uint32_t hash) const;
+    // Starts loading the signature and the entry of `slot` (any value: out of
+    // range is ignored), for a caller about to visit it, such as the peer of
+    // an entry it is removing.
+    void prefetch_slot(uint32_t slot) const;
+    // For a key about to be inserted: its signature lines (insert reads them)
+    // and its home entry (where insert most likely writes it).
+    void prefetch_insert(uint32_t hash) const {
+        prefetch(hash);
+        prefetch_home(hash);
+    }
     uint32_t probe_home(const KeyV4& key, uint32_t hash) const;
     // False when no key with this hash is in the table: no signature in its
     // two buckets matches (reads only the signature lines). True means

@@ -245,6 +245,12 @@ inline uint32_t FlowTable::prefetch_entry(uint32_t h) const {
 
 inline void FlowTable::prefetch_home(uint32_t h) const { detail::prefetch_read(entries_ + home_of(h)); }
 
+inline void FlowTable::prefetch_slot(uint32_t slot) const {
+    if (slot >= slot_count_) return;
+    detail::prefetch_read(sigs_ + slot);
+    detail::prefetch_read(entries_ + slot);
+}
+
 inline uint32_t FlowTable::probe_home(const KeyV4& key, uint32_t h) const {
     const uint32_t home = home_of(h);
     if (detail::key_equal(entries_[home].key, key)) return home;  // a free slot's key never matches
@@ -354,24 +360,20 @@ uint32_t FlowTable::sweep(uint32_t budget, uint32_t now_ms, TimeoutsOf&& timeout
     while (budget != 0) {
         uint32_t n = budget < kSweepChunk ? budget : kSweepChunk;
         if (n > slot_count_ - cursor) n = slot_count_ - cursor;
-        if (sweep_pass_ % kOrphanPasses == 0) {
-            // A reply entry is checked against its forward entry, at a random
-            // slot: start those loads for the whole chunk before waiting on any.
-            for (uint32_t slot = cursor; slot < cursor + n; ++slot) {
-                if (sigs_[slot] == 0 || !entries_[slot].value.is_reply) continue;
-                const uint32_t peer = entries_[slot].value.peer;
-                if (peer >= slot_count_) continue;
-                detail::prefetch_read(sigs_ + peer);
-                detail::prefetch_read(entries_ + peer);
-            }
-            for (uint32_t slot = cursor; slot < cursor + n; ++slot)
-                if (sigs_[slot] != 0) removed += expire_slot(slot, false, now_ms, timeouts_of, on_expire);
-        } else {
-            // Forward entries only: a reply entry goes with its forward entry.
-            for (uint32_t slot = cursor; slot < cursor + n; ++slot)
-                if (sigs_[slot] != 0 && !entries_[slot].value.is_reply)
-                    removed += expire_slot(slot, false, now_ms, timeouts_of, on_expire);
+        const bool orphans = sweep_pass_ % kOrphanPasses == 0;
+        // The random loads a chunk will wait on, started for the whole chunk
+        // before waiting on any: the peer (reply entry) of each expired
+        // forward entry, which is removed with it, and on an orphan pass the
+        // peer (forward entry) of each reply entry, which it is checked against.
+        for (uint32_t slot = cursor; slot < cursor + n; ++slot) {
+            if (sigs_[slot] == 0) continue;
+            const FlowValue& v = entries_[slot].value;
+            if (v.is_reply ? orphans : expired(v, now_ms, timeouts_of(v.vip_id))) prefetch_slot(v.peer);
         }
+        // Reply entries otherwise go with their forward entry.
+        for (uint32_t slot = cursor; slot < cursor + n; ++slot)
+            if (sigs_[slot] != 0 && (orphans || !entries_[slot].value.is_reply))
+                removed += expire_slot(slot, false, now_ms, timeouts_of, on_expire);
         cursor += n;
         if (cursor == slot_count_) {
             cursor = 0;

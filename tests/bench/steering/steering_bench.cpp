@@ -200,10 +200,12 @@ void BM_NewConnection(benchmark::State& state) {
         for (uint32_t i = 0; i < kBurst; ++i) open_slots[filled + i] = to[i].slot;
     }
     std::mt19937 rng(11);
-    std::array<uint32_t, kBurst> ending;
+    std::array<uint32_t, kBurst> ending, ending_slot;
     // 32 flows end, as the sweep removes them, and 32 open in their place:
     // the oldest ones (each backend's ports come free in the order its cursor
-    // hands them out) or random ones (ports come free anywhere).
+    // hands them out) or random ones (ports come free anywhere). The ends are
+    // loaded as the sweep loads them: it reads forward entries in slot order
+    // (cheap) and prefetches a chunk's peers before removing any.
     auto churn = [&] {
         for (uint32_t i = 0; i < kBurst; ++i) {
             ending[i] = (oldest + i) % active;
@@ -211,10 +213,14 @@ void BM_NewConnection(benchmark::State& state) {
                 ending[i] = uint32_t(rng() % active);
                 if (open_slots[ending[i]] != flow::kNoPeer) break;  // not one already ended in this burst
             }
-            const uint32_t slot = open_slots[ending[i]];
-            if (slot != flow::kNoPeer) r.steer->end_flow(slot);
+            ending_slot[i] = open_slots[ending[i]];
             open_slots[ending[i]] = flow::kNoPeer;
+            r.flows->prefetch_slot(ending_slot[i]);
         }
+        for (uint32_t i = 0; i < kBurst; ++i)
+            if (ending_slot[i] != flow::kNoPeer) r.flows->prefetch_slot(r.flows->entry(ending_slot[i]).value.peer);
+        for (uint32_t i = 0; i < kBurst; ++i)
+            if (ending_slot[i] != flow::kNoPeer) r.steer->end_flow(ending_slot[i]);
         open_burst();
         for (uint32_t i = 0; i < kBurst; ++i) open_slots[ending[i]] = to[i].slot;
         if (!random_close) oldest = (oldest + kBurst) % active;
