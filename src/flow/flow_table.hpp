@@ -179,17 +179,17 @@ public:
     // the two signature lines and returns kNoPeer (then prefetch_entry and
     // lookup find the key anywhere, or tell it is absent).
     void prefetch_home(uint32_t hash) const;
-    // Starts loading the signature and the entry of `slot` (any value: out of
-    // range is ignored), for a caller about to visit it, such as the peer of
-    // an entry it is removing.
-    void prefetch_slot(uint32_t slot) const;
+    uint32_t probe_home(const KeyV4& key, uint32_t hash) const;
     // For a key about to be inserted: its signature lines (insert reads them)
     // and its home entry (where insert most likely writes it).
     void prefetch_insert(uint32_t hash) const {
         prefetch(hash);
         prefetch_home(hash);
     }
-    uint32_t probe_home(const KeyV4& key, uint32_t hash) const;
+    // Starts loading the signature and the entry of `slot` (any value: out of
+    // range is ignored), for a caller about to visit it, such as the peer of
+    // an entry it is removing.
+    void prefetch_slot(uint32_t slot) const;
     // False when no key with this hash is in the table: no signature in its
     // two buckets matches (reads only the signature lines). True means
     // "perhaps": lookup() tells.
@@ -226,8 +226,9 @@ public:
     // expired themselves; an orphaned reply entry (its forward peer is gone)
     // is removed without a callback, by the first pass and then every
     // kOrphanPasses-th (the check is a random load per reply entry, and
-    // orphans only come from removing one entry of a pair alone). Each removed forward entry counts in
-    // stats().expired. Returns the number of forward entries removed.
+    // orphans only come from removing one entry of a pair alone). Each
+    // removed forward entry counts in stats().expired. Returns the number of
+    // forward entries removed.
     template <typename TimeoutsOf, typename OnExpire>
     uint32_t sweep(uint32_t budget, uint32_t now_ms, TimeoutsOf&& timeouts_of, OnExpire&& on_expire);
 
