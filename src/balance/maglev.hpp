@@ -81,8 +81,9 @@ inline uint64_t hash_bytes(const void* data, size_t len, uint64_t seed) {
 
 // Maps a 64-bit hash onto [0, size) without a division: the high half of
 // hash * size (Lemire's multiply-shift range reduction). Uniform to within
-// size / 2^64. An alternative to hash % size for the per-packet lookup; all
-// instances must use the same one.
+// size / 2^64. The workers' per-new-flow lookup (and ferryctl's "which backend")
+// index the table with it; instances that must agree on a pick (several
+// balancers behind one router) must all run it.
 inline uint32_t table_slot(uint64_t hash, uint32_t size) {
     __extension__ using Wide = unsigned __int128;
     return static_cast<uint32_t>((static_cast<Wide>(hash) * size) >> 64);

@@ -284,7 +284,7 @@ json ControlPlane::handle(const json& req) {
             k[12] = p;
             h = balance::hash_bytes(k, sizeof k, 0);
         }
-        uint64_t slot = h % v.table.size();
+        const uint32_t slot = balance::table_slot(h, uint32_t(v.table.size()));  // as the workers pick
         uint32_t bid = v.table[slot];
         out["slot"] = slot;
         out["backend"] = bid == dp::kNone ? json(nullptr) : json(ids_.backend(bid).to_string());

@@ -31,7 +31,7 @@ uint32_t Steering::pick_by_table(const VipEntry& vip, const packet::Parsed& p) {
         // == hash_bytes of the 13-byte key src, dst, src_port, dst_port, proto
         h = balance::xxh64::hash_5tuple_v4(p.src_ip, p.dst_ip, p.src_port, p.dst_port, p.proto, 0);
     }
-    return vip.table[h % vip.table.size()];
+    return vip.table[balance::table_slot(h, uint32_t(vip.table.size()))];  // no division per new flow
 }
 
 uint32_t Steering::pick_backend(const Snapshot& snap, uint32_t vip_id, const VipEntry& vip, const packet::Parsed& p) {
