@@ -10,7 +10,6 @@
 #include <cmath>
 #include <chrono>
 
-#include "balance/maglev.hpp"
 #include "config/config_loader.hpp"
 #include "control/control_plane.hpp"
 
@@ -269,23 +268,10 @@ json ControlPlane::handle(const json& req) {
             return out;
         }
         const dp::VipEntry& v = snap->vips[vid];
-        uint64_t h;
-        if (v.hash == HashKey::source_ip) {
-            uint32_t ip = src->addr.v4_net();
-            h = balance::hash_bytes(&ip, 4, 0);
-        } else {
-            uint8_t k[13];
-            uint32_t s = src->addr.v4_net(), d = dst->addr.v4_net();
-            uint16_t sp = htons(src->port), dport = htons(dst->port);
-            std::memcpy(k, &s, 4);
-            std::memcpy(k + 4, &d, 4);
-            std::memcpy(k + 8, &sp, 2);
-            std::memcpy(k + 10, &dport, 2);
-            k[12] = p;
-            h = balance::hash_bytes(k, sizeof k, 0);
-        }
-        const uint32_t slot = balance::table_slot(h, uint32_t(v.table.size()));  // as the workers pick
-        uint32_t bid = v.table[slot];
+        const uint32_t slot = v.table.empty() ? 0
+                                              : v.table_slot_of(src->addr.v4_net(), dst->addr.v4_net(),
+                                                                htons(src->port), htons(dst->port), p);
+        const uint32_t bid = v.table.empty() ? dp::kNone : v.table[slot];
         out["slot"] = slot;
         out["backend"] = bid == dp::kNone ? json(nullptr) : json(ids_.backend(bid).to_string());
         out["reason"] = bid == dp::kNone ? "no usable backend: new flows are dropped"

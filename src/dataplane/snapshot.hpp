@@ -16,6 +16,8 @@
 #include <string>
 #include <vector>
 
+#include "balance/hash.hpp"
+#include "balance/maglev.hpp"
 #include "config/config.hpp"
 #include "flow/flow_table.hpp"
 
@@ -60,6 +62,19 @@ struct VipEntry {
     std::vector<uint32_t> cand_cumulative;  // running sums of cand_weights (two_choices)
     std::vector<uint32_t> backend_ids;  // configured backends, in config order
     std::string name;
+
+    // The `table` slot of a new flow: XXH64 of its 5-tuple (or of its source
+    // address, hash = source_ip), mapped onto the table by multiply-shift (no
+    // division). The one place this is computed: workers pick by it and
+    // ferryctl trace reports it. Addresses and ports in network order; `table`
+    // must not be empty.
+    uint32_t table_slot_of(uint32_t src_ip, uint32_t dst_ip, uint16_t src_port, uint16_t dst_port,
+                           uint8_t l4_proto) const {
+        const uint64_t h = hash == HashKey::source_ip
+                               ? balance::hash_bytes(&src_ip, 4, 0)
+                               : balance::xxh64::hash_5tuple_v4(src_ip, dst_ip, src_port, dst_port, l4_proto, 0);
+        return balance::table_slot(h, uint32_t(table.size()));
+    }
 };
 
 // Stable numbering of VIPs and backends for the life of the process, so flow

@@ -24,14 +24,7 @@ Steering::Steering(SteeringParts parts) : x_(std::move(parts)) {
 
 uint32_t Steering::pick_by_table(const VipEntry& vip, const packet::Parsed& p) {
     if (vip.table.empty()) return kNone;
-    uint64_t h;
-    if (vip.hash == HashKey::source_ip) {
-        h = balance::hash_bytes(&p.src_ip, 4, 0);
-    } else {
-        // == hash_bytes of the 13-byte key src, dst, src_port, dst_port, proto
-        h = balance::xxh64::hash_5tuple_v4(p.src_ip, p.dst_ip, p.src_port, p.dst_port, p.proto, 0);
-    }
-    return vip.table[balance::table_slot(h, uint32_t(vip.table.size()))];  // no division per new flow
+    return vip.table[vip.table_slot_of(p.src_ip, p.dst_ip, p.src_port, p.dst_port, p.proto)];
 }
 
 uint32_t Steering::pick_backend(const Snapshot& snap, uint32_t vip_id, const VipEntry& vip, const packet::Parsed& p) {

@@ -4,6 +4,7 @@
 #include <gtest/gtest.h>
 #include <netinet/in.h>
 
+#include <cstring>
 #include <map>
 
 namespace ferry::dp {
@@ -172,6 +173,40 @@ TEST(Snapshot, UnroutableBackendIsNeverChosen) {
     uint32_t b11 = ids.backend_id(ep("10.0.0.11", 8000));
     uint32_t va = ids.vip_id(ep("10.0.0.100", 80), L4Proto::tcp);
     EXPECT_EQ(count(s->vips[va].table, b11), 0u);
+}
+
+TEST(Snapshot, NewFlowSlotIsMultiplyShiftOfTheHashAndNeverTheModulo) {
+    // Every instance and ferryctl trace must map a hash onto the table alike:
+    // XXH64 (seed 0) of the 13-byte key src, dst, src_port, dst_port, proto in
+    // network order (or of the source address alone), then the high half of
+    // hash x size. The old mapping, hash % size, gives other slots.
+    __extension__ using Wide = unsigned __int128;
+    VipEntry v;
+    v.table.assign(251, kNone);
+    uint32_t differs_from_modulo = 0;
+    for (uint32_t i = 1; i <= 200; ++i) {
+        const uint32_t src = htonl(0x0a000000u + i), dst = htonl(0x0a000064u);
+        const uint16_t sport = htons(uint16_t(20000 + 7 * i)), dport = htons(80);
+        uint8_t k[13];
+        std::memcpy(k, &src, 4);
+        std::memcpy(k + 4, &dst, 4);
+        std::memcpy(k + 8, &sport, 2);
+        std::memcpy(k + 10, &dport, 2);
+        k[12] = IPPROTO_TCP;
+        const uint64_t h = balance::hash_bytes(k, sizeof k, 0);
+        v.hash = HashKey::five_tuple;
+        const uint32_t slot = v.table_slot_of(src, dst, sport, dport, IPPROTO_TCP);
+        ASSERT_LT(slot, v.table.size());
+        EXPECT_EQ(slot, uint32_t((Wide(h) * 251) >> 64));
+        differs_from_modulo += slot != h % 251;
+        v.hash = HashKey::source_ip;
+        EXPECT_EQ(v.table_slot_of(src, dst, sport, dport, IPPROTO_TCP),
+                  balance::table_slot(balance::hash_bytes(&src, 4, 0), 251));
+        EXPECT_EQ(v.table_slot_of(src, dst, uint16_t(sport + 1), dport, IPPROTO_TCP),
+                  v.table_slot_of(src, dst, sport, dport, IPPROTO_TCP))
+            << "source-ip affinity ignores the ports";
+    }
+    EXPECT_GT(differs_from_modulo, 150u);
 }
 
 TEST(EffectiveWeight, OverridesAndFactors) {
