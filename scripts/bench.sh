@@ -254,13 +254,17 @@ cpu_share() {
 }
 now_ticks() { awk -v hz="$(getconf CLK_TCK)" '{ printf "%d", $1 * hz }' /proc/uptime; }
 
-# Ferry's non-zero drop counters, "reason=count,..."
-ferry_drops() {
+# One stats read right after the generator's last packet: Ferry's non-zero
+# drop counters ("reason=count,..."), a space, and the occupied flow-table
+# entries of all workers (2 per flow; in mix B also the closed flows that wait
+# out tcp_closing).
+ferry_stats() {
   "$FERRYCTL" --socket "$TMP/ferryd.sock" --json stats 2>/dev/null | "$PYTHON" -c '
 import json, sys
 r = json.load(sys.stdin)
 d = r.get("drops", {})
-print(",".join(f"{k}={v}" for k, v in d.items() if isinstance(v, int) and v) or "none")' 2>/dev/null || echo "?"
+drops = ",".join(f"{k}={v}" for k, v in d.items() if isinstance(v, int) and v) or "none"
+print(drops, sum(w.get("flow_entries", 0) for w in r.get("workers", [])))' 2>/dev/null || echo "? ?"
 }
 
 capacity_for() {  # 2 entries per full-NAT flow, room for closing flows in mix B, 25% headroom
@@ -273,14 +277,14 @@ capacity_for() {  # 2 entries per full-NAT flow, room for closing flows in mix B
 
 pct_of() { [[ $1 == B ]] && echo "$NEW_PCT" || echo 0; }
 
-# record NAME K MIX GEN_OUTPUT CAPACITY RSS DROPS FWD_CPU LOAD_BEFORE
+# record NAME K MIX GEN_OUTPUT CAPACITY RSS DROPS FWD_CPU LOAD_BEFORE FLOW_ENTRIES
 record() {
   local r w g
   r=$(grep '^RESULT' <<<"$4" || true); w=$(grep '^WARM' <<<"$4" || true); g=$(sed -n 's/^GENCPU //p' <<<"$4")
   [[ -n $r ]] || { echo "$4" >&2; die "generator gave no result ($1, K=$2, mix $3)"; }
-  printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$1" "$2" "$3" \
+  printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$1" "$2" "$3" \
     "$(field offered_mpps <<<"$r")" "$(field forwarded_mpps <<<"$r")" "$(field new_cps <<<"$r")" \
-    "$(field lost <<<"$r")" "$(field syn_out <<<"$w")" "$5" "$6" "$7" "$8" "${g:-?}" "$9 -> $(load)" >> "$RESULTS"
+    "$(field lost <<<"$r")" "$(field syn_out <<<"$w")" "$5" "$6" "$7" "$8" "${g:-?}" "$9 -> $(load)" "${10}" >> "$RESULTS"
   log "$1 K=$2 mix $3: $(field forwarded_mpps <<<"$r") Mpps forwarded, $(field new_cps <<<"$r") new conn/s, lost $(field lost <<<"$r"), forwarder CPU $8%, generator CPU ${g:-?}%, drops $7 (load $(load))"
 }
 
@@ -289,7 +293,7 @@ RESULTS=""
 pipeline() {
   RESULTS="$TMP/results.tsv"
   : > "$RESULTS"
-  local mode k mix out cap rss drops t0 w0 l0 cpu task
+  local mode k mix out cap rss drops entries t0 w0 l0 cpu task
   log "pipeline: flows {$FLOWS}, modes {$MODES}, mixes {$MIXES}, $DURATION s each, $REPEAT runs, memory ${EAL_MEM[*]}"
   for k in $FLOWS; do
     for mix in $MIXES; do
@@ -314,7 +318,7 @@ pipeline() {
           gen_finish
           out=$GEN_OUT
           echo "$out" > "$TMP/gen-testpmd-$k-$mix.log"
-          record testpmd-io "$k" "$mix" "$out" - - - "$cpu" "$l0"
+          record testpmd-io "$k" "$mix" "$out" - - - "$cpu" "$l0" -
         fi
         for mode in $MODES; do
           cap=$(capacity_for "$k" "$mix")
@@ -325,12 +329,12 @@ pipeline() {
           gen_start "$k" "$(pct_of "$mix")"
           cpu=$(cpu_share "$task" "$w0" "$t0")
           rss=$(rss_kib "$FERRYD_PID")
-          drops=$(ferry_drops)
+          read -r drops entries <<<"$(ferry_stats)"
           stop_pid "$FERRYD_PID"
           gen_finish
           out=$GEN_OUT
           echo "$out" > "$TMP/gen-$mode-$k-$mix.log"
-          record "ferryd-$mode" "$k" "$mix" "$out" "$cap" "$rss" "$drops" "$cpu" "$l0"
+          record "ferryd-$mode" "$k" "$mix" "$out" "$cap" "$rss" "$drops" "$cpu" "$l0" "$entries"
         done
       done
     done
@@ -354,6 +358,8 @@ ceil = {(r[1], r[2]): float(r[4]) for r in rows if r[0] == "testpmd-io"}
 print()
 print("PIPELINE: 1 forwarding core; Mpps = million 60-byte TCP frames/s; mix A = established flows only,")
 print("B = every 10th flow pick closes the flow (RST) and opens a new one (SYN). ratio = forwarded / ceiling of the same point.")
+print("flow entries at end = ferryd's occupied entries just after the last packet (2 per flow): in mix B also the")
+print("closed flows that wait out tcp_closing (1 s here), so the table holds K + 1 s of new connections, not K flows.")
 print("fwd CPU = share of CPU 1 the forwarding thread got during the run; gen CPU = the generator's share of CPU 0.")
 print("Mpps/full core = fwd Mpps / fwd CPU share: what one unshared core would do IF the forwarder was the bottleneck")
 print("(it is when the generator's CPU is high and offered = forwarded; on a quiet machine the two columns agree).")
@@ -366,11 +372,12 @@ def norm(r):
 ceil_n = {(r[1], r[2]): norm(r) for r in rows if r[0] == "testpmd-io"}
 hdr = ("forwarder", "flows", "mix", "offered Mpps", "fwd Mpps", "ceiling Mpps", "ratio", "fwd CPU %",
        "Mpps/full core", "ceiling/full core", "ratio/full core", "new conn/s", "lost", "warm SYN out",
-       "flow_capacity", "ferryd RSS MiB", "ferryd drops", "gen CPU %", "load 1/5/15 (start -> end)", "runs")
+       "flow_capacity", "flow entries at end", "ferryd RSS MiB", "ferryd drops", "gen CPU %",
+       "load 1/5/15 (start -> end)", "runs")
 print("| " + " | ".join(hdr) + " |")
 print("|" + "---|" * len(hdr))
 for r in rows:
-    name, k, mix, off, fwd, cps, lost, warm, cap, rss, drops, fcpu, gcpu, ld = r
+    name, k, mix, off, fwd, cps, lost, warm, cap, rss, drops, fcpu, gcpu, ld, entries = r
     c, cn, n = ceil.get((k, mix)), ceil_n.get((k, mix)), norm(r)
     ferry = name != "testpmd-io"
     ratio = f"{float(fwd) / c:.2f}" if c and ferry else "-"
@@ -378,7 +385,7 @@ for r in rows:
     rss_mib = f"{int(rss) / 1024:.0f}" if rss not in ("-", "") else "-"
     print("| " + " | ".join([name, k, mix, off, fwd, f"{c:.3f}" if c else "-", ratio, fcpu,
                              f"{n:.2f}" if n else "-", f"{cn:.2f}" if cn else "-", ratio_n, cps, lost, warm, cap,
-                             rss_mib, drops, gcpu, ld, " ".join(every[(name, k, mix)])]) + " |")
+                             entries, rss_mib, drops, gcpu, ld, " ".join(every[(name, k, mix)])]) + " |")
 EOF
 }
 

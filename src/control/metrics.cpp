@@ -46,6 +46,10 @@ std::string ControlPlane::render_metrics() const {
         w.counter("ferry_icmp_echo_replies", "Pings answered.", dp::read_relaxed(c.icmp_echo_replies), l);
         w.gauge("ferry_flow_entries", "Occupied flow-table entries (a full-NAT flow uses two).",
                 dp::read_relaxed(c.flow_entries), l);
+        w.gauge("ferry_flows_closing", "Closed flows waiting out their closing timeout (removed then).",
+                dp::read_relaxed(c.flows_closing), l);
+        w.counter("ferry_closing_overflow", "Closed flows the closing queue had no room for (the sweep removes them).",
+                  dp::read_relaxed(c.closing_overflow), l);
         w.gauge("ferry_flow_capacity", "Flow-table capacity in entries.", wk->flows->capacity(), l);
         for (size_t i = 0; i < dp::kDropCount; ++i)
             w.counter("ferry_drops", "Packets dropped, by reason.", dp::read_relaxed(c.drops[i]),

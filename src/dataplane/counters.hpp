@@ -39,7 +39,7 @@ inline Drop drop_of(packet::ParseResult r) { return Drop(uint8_t(r)); }
     X(rx_packets) X(rx_bytes) X(tx_packets) X(tx_bytes) X(forwarded) X(flows_created) X(flow_miss_syn) \
     X(flow_miss_non_syn) X(flow_miss_udp) X(flows_expired) X(flows_closed) X(stateless) X(handoff_out)  \
     X(handoff_in) X(to_exception) X(from_exception) X(arp_replies) X(icmp_echo_replies)                \
-    X(neighbour_requests) X(flow_entries)
+    X(neighbour_requests) X(flow_entries) X(flows_closing) X(closing_overflow)
 
 // Counters of one worker lcore, one cache line apart from the next worker's.
 struct alignas(64) WorkerCounters {
@@ -53,7 +53,7 @@ struct alignas(64) WorkerCounters {
     uint64_t flow_miss_non_syn = 0;// non-SYN TCP without an entry
     uint64_t flow_miss_udp = 0;    // new UDP flows
     uint64_t flows_expired = 0;
-    uint64_t flows_closed = 0;     // removed after RST / both FINs
+    uint64_t flows_closed = 0;     // ended early: tuple reused after close, backend's flows cut
     uint64_t stateless = 0;        // dnat: forwarded by hash without an entry
     uint64_t handoff_out = 0;      // packets passed to the owning worker
     uint64_t handoff_in = 0;
@@ -63,6 +63,8 @@ struct alignas(64) WorkerCounters {
     uint64_t icmp_echo_replies = 0;
     uint64_t neighbour_requests = 0;
     uint64_t flow_entries = 0;     // gauge: occupied flow-table slots
+    uint64_t flows_closing = 0;    // gauge: closed flows queued to leave at their closing timeout
+    uint64_t closing_overflow = 0; // closes the queue had no room for (the sweep removes those later)
     std::array<uint64_t, kDropCount> drops{};
 
     // Adds another worker's counters, read with relaxed loads.

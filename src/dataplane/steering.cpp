@@ -73,6 +73,12 @@ void Steering::release(const flow::FlowEntry& e) {
     if (!e.value.is_reply && e.value.backend_id < kMaxBackends) --x_.backend_counters[e.value.backend_id].active_flows;
 }
 
+void Steering::close(const Snapshot& snap, flow::FlowValue& v, uint32_t slot, uint32_t now_ms) {
+    if (v.state == uint8_t(flow::FlowState::closing)) return;  // queued already
+    v.state = uint8_t(flow::FlowState::closing);
+    x_.flows->close_later(slot, now_ms + timeouts_of(snap)(v.vip_id).closing_ms + 1);
+}
+
 void Steering::end_flow(uint32_t slot) {
     flow::FlowTable& t = *x_.flows;
     const flow::FlowEntry& e = t.entry(slot);
@@ -278,10 +284,10 @@ ToBackend Steering::to_backend(const Snapshot& snap, uint32_t vip_id, const pack
         if (v.nat_port != 0) out.nat_ip = v.nat_addr < x_.local_ips.size() ? x_.local_ips[v.nat_addr] : 0;
         if (tcp) {
             if (p.tcp_flags & packet::kTcpRst) {
-                v.state = uint8_t(flow::FlowState::closing);
+                close(snap, v, slot, now_ms);
             } else if (p.tcp_flags & packet::kTcpFin) {
                 v.flags |= kFinFromClient;
-                if (v.flags & kFinFromServer) v.state = uint8_t(flow::FlowState::closing);
+                if (v.flags & kFinFromServer) close(snap, v, slot, now_ms);
             }
         }
     }
@@ -293,11 +299,13 @@ ToBackend Steering::to_backend(const Snapshot& snap, uint32_t vip_id, const pack
     return out;
 }
 
-bool Steering::to_client(const packet::Parsed& p, uint32_t slot, uint32_t pkt_len, uint32_t now_ms, ToClient& out) {
+bool Steering::to_client(const Snapshot& snap, const packet::Parsed& p, uint32_t slot, uint32_t pkt_len,
+                         uint32_t now_ms, ToClient& out) {
     flow::FlowTable& t = *x_.flows;
     const flow::FlowEntry& r = t.entry(slot);
     if (!r.value.is_reply || r.value.peer == flow::kNoPeer) return false;
-    flow::FlowEntry& f = t.entry(r.value.peer);
+    const uint32_t fwd = r.value.peer;
+    flow::FlowEntry& f = t.entry(fwd);
     f.value.last_seen = now_ms;
     const uint32_t bid = f.value.backend_id;
     if (bid < kMaxBackends) {
@@ -313,10 +321,10 @@ bool Steering::to_client(const packet::Parsed& p, uint32_t slot, uint32_t pkt_le
             }
             if (p.tcp_flags & packet::kTcpRst) {
                 if (f.value.state == uint8_t(flow::FlowState::syn_seen)) ++bc.rst_on_syn;
-                f.value.state = uint8_t(flow::FlowState::closing);
+                close(snap, f.value, fwd, now_ms);
             } else if (p.tcp_flags & packet::kTcpFin) {
                 f.value.flags |= kFinFromServer;
-                if (f.value.flags & kFinFromClient) f.value.state = uint8_t(flow::FlowState::closing);
+                if (f.value.flags & kFinFromClient) close(snap, f.value, fwd, now_ms);
             }
         }
     }
@@ -338,6 +346,11 @@ uint32_t Steering::sweep(const Snapshot& snap, uint32_t slice, uint32_t now_ms) 
     const flow::FlowTable& t = *x_.flows;
     const uint32_t budget = t.size() > t.capacity() / 4 * 3 ? slice * kSweepHurry : slice;
     return x_.flows->sweep(budget, now_ms, timeouts_of(snap), [&](const flow::FlowEntry& e) { release(e); });
+}
+
+uint32_t Steering::expire_closed(const Snapshot& snap, uint32_t now_ms) {
+    return x_.flows->expire_closed(kCloseBudget, now_ms, timeouts_of(snap),
+                                   [&](const flow::FlowEntry& e) { release(e); });
 }
 
 uint32_t Steering::insert(const Snapshot& snap, const flow::KeyV4& key, uint32_t hash, const flow::FlowValue& v,

@@ -81,7 +81,8 @@ public:
 
     // A packet whose 5-tuple matched `slot`: if it is a reply entry, follows
     // TCP state, counts and says whom to send it to; false otherwise.
-    bool to_client(const packet::Parsed& p, uint32_t slot, uint32_t pkt_len, uint32_t now_ms, ToClient& out);
+    bool to_client(const Snapshot& snap, const packet::Parsed& p, uint32_t slot, uint32_t pkt_len, uint32_t now_ms,
+                   ToClient& out);
 
     // Removes idle flows: a slice of `slice` slots (see FlowTable::sweep), or
     // kSweepHurry times that while the table is more than 3/4 full: under
@@ -90,6 +91,12 @@ public:
     // reclaiming room in its buckets (FlowTable::reclaim).
     static constexpr uint32_t kSweepHurry = 5;
     uint32_t sweep(const Snapshot& snap, uint32_t slice, uint32_t now_ms);
+
+    // Removes closed flows whose closing timeout has passed (up to `budget`;
+    // FlowTable::expire_closed). Called every loop iteration: cheap when
+    // none is due.
+    static constexpr uint32_t kCloseBudget = 64;
+    uint32_t expire_closed(const Snapshot& snap, uint32_t now_ms);
 
     // Ends the flow in `slot` (forward or reply entry) and its pair.
     void end_flow(uint32_t slot);
@@ -113,6 +120,9 @@ private:
     bool pick_nat_source(const Snapshot& snap, uint32_t backend_id, const BackendEntry& be, uint8_t home, uint8_t proto,
                          uint32_t now_ms, uint8_t& nat_addr, uint16_t& port_net);
     void release(const flow::FlowEntry& e);
+    // The forward entry `v` in `slot` has seen RST, or FIN both ways: it
+    // becomes closing and is queued for removal at its closing timeout.
+    void close(const Snapshot& snap, flow::FlowValue& v, uint32_t slot, uint32_t now_ms);
     // FlowTable::insert, reclaiming expired flows in the key's buckets when full.
     uint32_t insert(const Snapshot& snap, const flow::KeyV4& key, uint32_t hash, const flow::FlowValue& v,
                     uint32_t now_ms);

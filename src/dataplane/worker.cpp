@@ -275,7 +275,7 @@ void Worker::forward_vip(rte_mbuf* m, const packet::Parsed& p, uint32_t hash, ui
 // for full NAT, the client) and send it to the client.
 bool Worker::reply_flow(rte_mbuf* m, const packet::Parsed& p, uint32_t slot) {
     ToClient to;
-    if (!steer_.to_client(p, slot, rte_pktmbuf_pkt_len(m), now_ms_, to)) return false;
+    if (!steer_.to_client(*snap_, p, slot, rte_pktmbuf_pkt_len(m), now_ms_, to)) return false;
     auto* data = rte_pktmbuf_mtod(m, uint8_t*);
     if (to.full_nat)
         packet::rewrite_src_dst(data, p, to.vip_ip, to.vip_port, to.client_ip, to.client_port);
@@ -445,10 +445,13 @@ void Worker::run() {
         if (n_pending_) retry_pending();
         flush_tx();
 
+        c_.flows_expired += steer_.expire_closed(*snap_, now_ms_);
         if (now_ms_ != last_sweep_ms_) {
             last_sweep_ms_ = now_ms_;
             c_.flows_expired += steer_.sweep(*snap_, sweep_slice_, now_ms_);
             c_.flow_entries = w_.flows->size();
+            c_.flows_closing = w_.flows->closing_queued();
+            c_.closing_overflow = w_.flows->stats().closing_overflow;
         }
 
         rte_rcu_qsbr_quiescent(dp_.rcu(), w_.index);

@@ -39,6 +39,7 @@ void deallocate(void* p, size_t bytes) {
 
 size_t entries_bytes(uint32_t slots) { return size_t(slots) * sizeof(FlowEntry); }
 size_t sigs_bytes(uint32_t slots) { return round_up(size_t(slots) * sizeof(uint16_t), kCacheLine); }
+size_t closing_bytes(uint32_t items) { return size_t(items) * sizeof(ClosingItem); }
 
 }  // namespace
 
@@ -53,21 +54,25 @@ FlowTable::FlowTable(uint32_t capacity) {
     slot_count_ = bucket_count_ * kBucketSlots;
     entries_ = static_cast<FlowEntry*>(allocate(entries_bytes(slot_count_)));
     for (uint32_t slot = 0; slot < slot_count_; ++slot) entries_[slot].key.pad = kRemovedPad;
+    closing_cap_ = capacity / 2 + 1;  // a closing flow holds at least two entries
     try {
         sigs_ = static_cast<uint16_t*>(allocate(sigs_bytes(slot_count_)));
+        closing_ = static_cast<ClosingItem*>(allocate(closing_bytes(closing_cap_)));
     } catch (...) {
+        deallocate(sigs_, sigs_bytes(slot_count_));
         deallocate(entries_, entries_bytes(slot_count_));
         throw;
     }
 }
 
 FlowTable::~FlowTable() {
+    deallocate(closing_, closing_bytes(closing_cap_));
     deallocate(sigs_, sigs_bytes(slot_count_));
     deallocate(entries_, entries_bytes(slot_count_));
 }
 
 size_t FlowTable::memory_bytes() const {
-    return entries_bytes(slot_count_) + sigs_bytes(slot_count_) + sizeof(*this);
+    return entries_bytes(slot_count_) + sigs_bytes(slot_count_) + closing_bytes(closing_cap_) + sizeof(*this);
 }
 
 uint32_t FlowTable::insert(const FlowKey& key, const FlowValue& value) { return insert(key, hash(key), value); }

@@ -385,6 +385,57 @@ uint32_t FlowTable::sweep(uint32_t budget, uint32_t now_ms, TimeoutsOf&& timeout
     return removed;
 }
 
+inline void FlowTable::close_later(uint32_t slot, uint32_t due_ms) {
+    if (closing_count_ == closing_cap_) {
+        ++stats_.closing_overflow;
+        return;
+    }
+    uint32_t tail = closing_head_ + closing_count_;
+    if (tail >= closing_cap_) tail -= closing_cap_;
+    closing_[tail] = ClosingItem{slot, due_ms};
+    ++closing_count_;
+}
+
+template <typename TimeoutsOf, typename OnExpire>
+uint32_t FlowTable::expire_closed(uint32_t budget, uint32_t now_ms, TimeoutsOf&& timeouts_of, OnExpire&& on_expire) {
+    uint32_t removed = 0;
+    uint32_t slots[kCloseChunk];
+    while (budget != 0) {
+        // Pop the due items of this chunk and start loading their entries.
+        uint32_t n = 0;
+        while (n < kCloseChunk && n < budget && closing_count_ != 0 &&
+               int32_t(now_ms - closing_[closing_head_].due_ms) >= 0) {
+            slots[n] = closing_[closing_head_].slot;
+            detail::prefetch_read(entries_ + slots[n]);
+            ++n;
+            closing_head_ = closing_head_ + 1 == closing_cap_ ? 0 : closing_head_ + 1;
+            --closing_count_;
+        }
+        if (n == 0) break;
+        budget -= n;
+        // Then the peers (reply entries) of those that will go, then remove.
+        // A free slot's poisoned key tells it is empty without its signature.
+        for (uint32_t i = 0; i < n; ++i) {
+            const FlowEntry& e = entries_[slots[i]];
+            if (e.key.pad == 0 && expired(e.value, now_ms, timeouts_of(e.value.vip_id))) prefetch_slot(e.value.peer);
+        }
+        for (uint32_t i = 0; i < n; ++i) {
+            FlowEntry& e = entries_[slots[i]];
+            if (e.key.pad != 0 || e.value.is_reply) continue;
+            const Timeouts& t = timeouts_of(e.value.vip_id);
+            if (expired(e.value, now_ms, t)) {
+                on_expire(e);
+                remove_with_peer(slots[i]);
+                ++stats_.expired;
+                ++removed;
+            } else if (e.value.state == uint8_t(FlowState::closing)) {
+                close_later(slots[i], e.value.last_seen + t.closing_ms + 1);
+            }
+        }
+    }
+    return removed;
+}
+
 template <typename TimeoutsOf, typename OnExpire>
 uint32_t FlowTable::reclaim(uint32_t h, uint32_t now_ms, TimeoutsOf&& timeouts_of, OnExpire&& on_expire) {
     uint32_t removed = 0;

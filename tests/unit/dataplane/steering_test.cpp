@@ -107,7 +107,7 @@ struct Rig {
         p.dst_port = to.nat_port;
         p.tcp_flags = flags;
         const uint32_t slot = flows.lookup(flow::FlowKey::v4(p.src_ip, p.dst_ip, p.src_port, p.dst_port, p.proto));
-        return slot != flow::kNoPeer && steer->to_client(p, slot, 60, now, out);
+        return slot != flow::kNoPeer && steer->to_client(snap, p, slot, 60, now, out);
     }
 };
 
@@ -297,6 +297,38 @@ TEST(Steering, FinsFromBothSidesCloseTheFlow) {
     EXPECT_EQ(r.flows.entry(fwd).value.state, uint8_t(flow::FlowState::closing));
 }
 
+TEST(Steering, ClosedFlowsLeaveAtTheirClosingTimeoutWithoutASweep) {
+    // RST from the client, FIN both ways, and an open flow: the two closed
+    // ones (closing timeout 100 ms) are gone 101 ms after their last packet,
+    // their ports and active counts given back; no sweep runs.
+    Rig r(1, ForwardMode::nat, SchedulerKind::maglev, port_range(5000, 100));
+    const ToBackend a = r.syn(0xc0a80001, 40000);
+    const ToBackend b = r.syn(0xc0a80001, 40001);
+    ASSERT_TRUE(r.syn(0xc0a80001, 40002).forward());
+    ToClient back;
+    ASSERT_TRUE(r.send(Rig::client_packet(0xc0a80001, 40000, packet::kTcpRst | packet::kTcpAck)).forward());
+    ASSERT_TRUE(r.send(Rig::client_packet(0xc0a80001, 40001, packet::kTcpFin | packet::kTcpAck)).forward());
+    r.now += 20;
+    ASSERT_TRUE(r.reply(b, packet::kTcpFin | packet::kTcpAck, back));  // b closes now, at 1020
+    ASSERT_TRUE(r.reply(b, packet::kTcpAck, back));                    // seen again: still one item
+    EXPECT_EQ(r.flows.closing_queued(), 2u);
+    r.now = 1'100;
+    EXPECT_EQ(r.steer->expire_closed(r.snap, r.now), 0u);
+    r.now = 1'101;
+    EXPECT_EQ(r.steer->expire_closed(r.snap, r.now), 1u) << "a";
+    r.now = 1'121;
+    EXPECT_EQ(r.steer->expire_closed(r.snap, r.now), 1u) << "b";
+    EXPECT_EQ(r.flows.size(), 2u) << "the open flow's two entries";
+    EXPECT_EQ(r.backend_counters[0].active_flows, 1);
+    EXPECT_EQ(r.flows.closing_queued(), 0u);
+    // Their NAT ports are free again: the reply keys are gone.
+    for (const ToBackend& to : {a, b}) {
+        const BackendEntry& be = r.snap.backends[to.backend_id];
+        EXPECT_EQ(r.flows.lookup(flow::FlowKey::v4(be.ip, to.nat_ip, be.port, to.nat_port, IPPROTO_TCP)),
+                  flow::kNoPeer);
+    }
+}
+
 TEST(Steering, LeastConnCountsEveryWorkersFlows) {
     Rig r(2, ForwardMode::dnat, SchedulerKind::least_conn, {});
     r.other_worker[0].active_flows = 50;  // another worker holds many flows on backend 0
@@ -310,7 +342,8 @@ TEST(Steering, ReplyEntryOnlyAnswersReplies) {
     const auto fwd =
         r.flows.lookup(flow::FlowKey::v4(ip(0xc0a80001), ip(kVipIp), htons(40000), htons(kVipPort), IPPROTO_TCP));
     ToClient back;
-    EXPECT_FALSE(r.steer->to_client(Rig::client_packet(0xc0a80001, 40000, packet::kTcpAck), fwd, 60, r.now, back));
+    EXPECT_FALSE(
+        r.steer->to_client(r.snap, Rig::client_packet(0xc0a80001, 40000, packet::kTcpAck), fwd, 60, r.now, back));
 }
 
 // ---- several full-NAT source addresses per port (nat_addresses) ------------------------------

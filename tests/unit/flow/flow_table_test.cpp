@@ -246,8 +246,10 @@ TEST(FlowTable, RejectsTinyCapacityAndSizesMemory) {
     EXPECT_GE(t.slot_count(), 120'000u);
     EXPECT_LT(t.slot_count(), 120'000u + FlowTable::kBucketSlots);
     EXPECT_EQ(t.slot_count() % FlowTable::kBucketSlots, 0u);
-    EXPECT_GE(t.memory_bytes(), size_t(t.slot_count()) * (sizeof(FlowEntry) + 2));
-    EXPECT_LT(t.memory_bytes(), size_t(t.slot_count()) * (sizeof(FlowEntry) + 2) + 4096);
+    // Entries and signatures, and the closing queue: an 8-byte item per two entries of capacity.
+    const size_t expected = size_t(t.slot_count()) * (sizeof(FlowEntry) + 2) + (100'000 / 2 + 1) * sizeof(ClosingItem);
+    EXPECT_GE(t.memory_bytes(), expected);
+    EXPECT_LT(t.memory_bytes(), expected + 4096);
     EXPECT_EQ(reinterpret_cast<uintptr_t>(&t.entry(0)) % 64, 0u);
 }
 
@@ -681,6 +683,102 @@ TEST(FlowTable, ReclaimFreesExpiredFlowsInAKeysBuckets) {
     EXPECT_EQ(t.size(), size_before - 2 * freed) << "each flow goes with its reply entry";
     EXPECT_TRUE(t.occupied(live));
     EXPECT_NE(t.insert(fresh, value_of(7)), kNoPeer);
+}
+
+// A closed flow and its reply entry: forward slot out.
+uint32_t insert_pair(FlowTable& t, uint32_t n, uint32_t now, FlowState st) {
+    const uint32_t f = t.insert(key_n(n), value_of(n, now, st));
+    FlowValue rv = value_of(n);
+    rv.is_reply = 1;
+    rv.peer = f;
+    t.entry(f).value.peer = t.insert(key_n(1'000'000 + n), rv);
+    return f;
+}
+
+TEST(FlowTable, ClosedFlowsLeaveAtTheirDueTimeWithoutASweep) {
+    FlowTable t(1024);
+    Timeouts to;
+    to.closing_ms = 100;
+    auto timeouts = [&](uint16_t) -> const Timeouts& { return to; };
+    std::vector<uint32_t> gone;
+    auto on_expire = [&](const FlowEntry& e) { gone.push_back(e.value.backend_id); };
+    const uint32_t a = insert_pair(t, 1, 1'000, FlowState::closing);
+    const uint32_t b = insert_pair(t, 2, 1'010, FlowState::closing);
+    const uint32_t live = insert_pair(t, 3, 1'000, FlowState::established);
+    t.close_later(a, 1'000 + to.closing_ms + 1);
+    t.close_later(b, 1'010 + to.closing_ms + 1);
+    EXPECT_EQ(t.closing_queued(), 2u);
+
+    EXPECT_EQ(t.expire_closed(64, 1'100, timeouts, on_expire), 0u) << "not due";
+    EXPECT_EQ(t.closing_queued(), 2u);
+    EXPECT_EQ(t.expire_closed(64, 1'101, timeouts, on_expire), 1u) << "a is due, b is not";
+    EXPECT_EQ(gone, std::vector<uint32_t>{1});
+    EXPECT_FALSE(t.occupied(a));
+    EXPECT_EQ(t.size(), 4u) << "a's reply entry went with it";
+    EXPECT_EQ(t.expire_closed(64, 1'111, timeouts, on_expire), 1u);
+    EXPECT_EQ(gone, (std::vector<uint32_t>{1, 2}));
+    EXPECT_EQ(t.size(), 2u);
+    EXPECT_TRUE(t.occupied(live));
+    EXPECT_EQ(t.stats().expired, 2u);
+    EXPECT_EQ(t.closing_queued(), 0u);
+}
+
+TEST(FlowTable, AClosedFlowSeenAgainIsRequeuedAndAReusedSlotIsLeftAlone) {
+    FlowTable t(1024);
+    Timeouts to;
+    to.closing_ms = 100;
+    auto timeouts = [&](uint16_t) -> const Timeouts& { return to; };
+    uint32_t callbacks = 0;
+    auto on_expire = [&](const FlowEntry&) { ++callbacks; };
+
+    // Traffic after the close (the other side's RST-ACK) moves the removal on.
+    const uint32_t a = insert_pair(t, 1, 1'000, FlowState::closing);
+    t.close_later(a, 1'101);
+    t.entry(a).value.last_seen = 1'050;
+    EXPECT_EQ(t.expire_closed(64, 1'101, timeouts, on_expire), 0u);
+    EXPECT_TRUE(t.occupied(a));
+    EXPECT_EQ(t.closing_queued(), 1u) << "queued again for 1151";
+    EXPECT_EQ(t.expire_closed(64, 1'150, timeouts, on_expire), 0u);
+    EXPECT_EQ(t.expire_closed(64, 1'151, timeouts, on_expire), 1u);
+    EXPECT_EQ(callbacks, 1u);
+
+    // The slot of a closed flow, ended early, now holds a live flow: the
+    // item only points at the slot, and the live flow stays.
+    const uint32_t b = insert_pair(t, 2, 2'000, FlowState::closing);
+    t.close_later(b, 2'101);
+    t.remove_with_peer(b);
+    const uint32_t c = insert_pair(t, 2, 2'050, FlowState::established);  // the same key: the same home slot
+    ASSERT_EQ(c, b);
+    EXPECT_EQ(t.expire_closed(64, 2'101, timeouts, on_expire), 0u);
+    EXPECT_TRUE(t.occupied(c));
+    EXPECT_EQ(t.closing_queued(), 0u) << "not closing: dropped from the queue";
+    // An item for an empty slot is dropped too.
+    ASSERT_FALSE(t.occupied(a));
+    t.close_later(a, 2'200);
+    EXPECT_EQ(t.expire_closed(64, 2'200, timeouts, on_expire), 0u);
+    EXPECT_EQ(t.closing_queued(), 0u);
+    EXPECT_EQ(callbacks, 1u);
+}
+
+TEST(FlowTable, ClosingQueueTakesHalfTheCapacityAndCountsOverflow) {
+    FlowTable t(1024);  // empty: every item points at an empty slot
+    for (uint32_t i = 0; i < 1024 / 2 + 1; ++i) t.close_later(0, i);
+    EXPECT_EQ(t.stats().closing_overflow, 0u);
+    t.close_later(0, 0);
+    EXPECT_EQ(t.stats().closing_overflow, 1u);
+    // Popped in order and with a budget: the ring wraps.
+    const Timeouts to;
+    auto timeouts = [&](uint16_t) -> const Timeouts& { return to; };
+    auto none = [](const FlowEntry&) {};
+    EXPECT_EQ(t.closing_queued(), 513u);
+    t.expire_closed(10, 100, timeouts, none);
+    EXPECT_EQ(t.closing_queued(), 503u) << "budget 10";
+    t.expire_closed(1'000, 99, timeouts, none);
+    EXPECT_EQ(t.closing_queued(), 513u - 100u) << "due 0..99 gone";
+    for (uint32_t i = 0; i < 100; ++i) t.close_later(0, 1'000);
+    EXPECT_EQ(t.stats().closing_overflow, 1u);
+    t.expire_closed(1'000, 1'000, timeouts, none);
+    EXPECT_EQ(t.closing_queued(), 0u);
 }
 
 TEST(FlowTable, TupleReusedAfterClose) {
