@@ -392,7 +392,7 @@ EOF
 memory() {
   local cap rss hp base=""
   echo
-  echo "MEMORY (ferryd, 1 worker, idle after start; flow table = 1.2 slots per entry x (64-byte entry + 2-byte signature))"
+  echo "MEMORY (ferryd, 1 worker, idle after start; flow table = 1.2 slots per entry x (64-byte entry + 2-byte signature) + 4 bytes per entry of closing queue)"
   echo "| flow_capacity | VmRSS MiB | HugetlbPages MiB | RSS above capacity 65536, bytes per flow entry | load |"
   echo "|---|---|---|---|---|"
   for cap in 65536 1048576 8388608; do

@@ -43,7 +43,7 @@ size_t closing_bytes(uint32_t items) { return size_t(items) * sizeof(ClosingItem
 
 }  // namespace
 
-FlowTable::FlowTable(uint32_t capacity) {
+FlowTable::FlowTable(uint32_t capacity, bool closing_queue) {
     if (capacity < kMinCapacity || capacity > kMaxCapacity) {
         throw std::invalid_argument("flow table capacity must be in [1024, 2^30]");
     }
@@ -54,7 +54,7 @@ FlowTable::FlowTable(uint32_t capacity) {
     slot_count_ = bucket_count_ * kBucketSlots;
     entries_ = static_cast<FlowEntry*>(allocate(entries_bytes(slot_count_)));
     for (uint32_t slot = 0; slot < slot_count_; ++slot) entries_[slot].key.pad = kRemovedPad;
-    closing_cap_ = capacity / 2 + 1;  // a closing flow holds at least two entries
+    closing_cap_ = closing_queue ? capacity / 2 + 1 : 0;  // a closing flow holds at least two entries
     try {
         sigs_ = static_cast<uint16_t*>(allocate(sigs_bytes(slot_count_)));
         closing_ = static_cast<ClosingItem*>(allocate(closing_bytes(closing_cap_)));

@@ -155,7 +155,9 @@ public:
 
     // capacity: most entries it will hold (>= 1024). Allocates everything now;
     // insert/lookup/remove never allocate. Throws std::bad_alloc / invalid_argument.
-    explicit FlowTable(uint32_t capacity);
+    // closing_queue false: no closing queue (close_later() counts every close
+    // as overflow, the sweep removes closed flows), for benchmarks to compare.
+    explicit FlowTable(uint32_t capacity, bool closing_queue = true);
     ~FlowTable();
     FlowTable(const FlowTable&) = delete;
     FlowTable& operator=(const FlowTable&) = delete;

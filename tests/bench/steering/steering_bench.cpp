@@ -17,6 +17,15 @@
 //     items/s = new connections per second on one core, removal included.
 //   BM_Established/<mode>/<flows>: bursts of packets of established flows in
 //     a random order. items/s = packets per second.
+//   BM_Churn/<active>/<closing_queue>: the pipeline's mix B without the I/O
+//     (full NAT): each pick is a random one of `active` flows; every 10th
+//     pick closes it (RST) and opens a new one in its place (SYN). Time is
+//     simulated at 5 Mpps (as fast as ferryd's mix B has run), so ~500k
+//     connections close per second and wait out tcp_closing = 1 s; the
+//     worker's housekeeping runs as in its loop (closed flows due, every
+//     burst; a sweep slice, every simulated ms). closing_queue 0: closed
+//     flows wait for the sweep, as before the closing queue. items/s =
+//     packets per second; "entries" = table entries at the end.
 #include <arpa/inet.h>
 #include <benchmark/benchmark.h>
 #include <netinet/in.h>
@@ -78,7 +87,8 @@ struct Rig {
     std::unique_ptr<Steering> steer;
     Drop last_drop = Drop::count_;
 
-    Rig(ForwardMode mode, uint32_t capacity) : flows(std::make_unique<flow::FlowTable>(capacity)) {
+    Rig(ForwardMode mode, uint32_t capacity, bool closing_queue = true)
+        : flows(std::make_unique<flow::FlowTable>(capacity, closing_queue)) {
         nat.emplace_back(flow::ports_for_worker(1024, 65535, 1, 0), 12345, kMaxBackends);  // as the worker
         VipEntry v;
         v.present = true;
@@ -290,6 +300,85 @@ BENCHMARK(BM_Established)
     ->Args({0, 1'000'000})
     ->Args({1, 1000})
     ->Args({1, 1'000'000});
+
+void BM_Churn(benchmark::State& state) {
+    const auto active = uint32_t(state.range(0));
+    constexpr uint32_t kPacketsPerMs = 5'000;  // simulated 5 Mpps
+    constexpr uint32_t kPassMs = 5'000;        // the worker's sweep pacing (worker.cpp)
+    // Room as scripts/bench.sh gives mix B: the open flows and 1M more, two entries each, +25%.
+    Rig r(ForwardMode::nat, (active + 1'000'000) * 2 * 5 / 4, state.range(1) != 0);
+    r.snap.vips[0].timeouts.closing_ms = 1'000;
+    const uint32_t slice = std::max(256u, r.flows->slot_count() / kPassMs + 1);
+    std::vector<uint64_t> flow_of(active);  // client number of each open flow
+    uint64_t next = 0;
+    uint64_t packets = 0, failed = 0;
+    uint32_t now_ms = 1'000;
+    std::mt19937 rng(5);
+    std::array<Frame, kBurst> burst;
+    std::array<packet::Parsed, kBurst> parsed;
+    std::array<uint32_t, kBurst> hash, hint;
+    auto send_burst = [&](uint32_t n) {
+        for (uint32_t i = 0; i < n; ++i) {
+            packet::parse(burst[i].b.data(), 54, parsed[i]);
+            hash[i] = flow::FlowTable::hash(key_v4(parsed[i]));
+            r.flows->prefetch_home(hash[i]);
+            if (packet::opens_connection(parsed[i])) r.flows->prefetch(hash[i]);
+        }
+        for (uint32_t i = 0; i < n; ++i) hint[i] = r.flows->probe_home(key_v4(parsed[i]), hash[i]);
+        for (uint32_t i = 0; i < n; ++i)
+            if (hint[i] == flow::kNoPeer) hint[i] = r.flows->prefetch_entry(hash[i]);
+        for (uint32_t i = 0; i < n; ++i)
+            failed += !r.steer_parsed(burst[i].b.data(), parsed[i], hash[i], now_ms, hint[i]).forward();
+        // The worker's loop after each burst: closed flows due, and once per ms a sweep slice.
+        r.counters.flows_expired += r.steer->expire_closed(r.snap, now_ms);
+        const uint64_t before = packets / kPacketsPerMs;
+        packets += n;
+        if (packets / kPacketsPerMs != before) {
+            ++now_ms;
+            r.counters.flows_expired += r.steer->sweep(r.snap, slice, now_ms);
+        }
+    };
+    auto frame_of = [&](Frame& f, uint64_t client_n, uint8_t flags) {
+        uint32_t ip;
+        uint16_t port;
+        client(client_n, ip, port);
+        f.set(ip, port, flags);
+    };
+    for (uint32_t filled = 0; filled < active; filled += kBurst) {
+        const uint32_t n = std::min(kBurst, active - filled);
+        for (uint32_t i = 0; i < n; ++i) frame_of(burst[i], flow_of[filled + i] = next++, packet::kTcpSyn);
+        send_burst(n);
+    }
+    // One burst: picks until 32 frames; a closing pick adds its RST and the new flow's SYN.
+    auto churn = [&] {
+        uint32_t n = 0;
+        while (n < kBurst) {
+            const uint32_t i = uint32_t(rng() % active);
+            if (rng() % 10 == 0 && n + 2 <= kBurst) {
+                frame_of(burst[n++], flow_of[i], packet::kTcpRst | packet::kTcpAck);
+                frame_of(burst[n++], flow_of[i] = next++, packet::kTcpSyn);
+            } else {
+                frame_of(burst[n++], flow_of[i], packet::kTcpAck);
+            }
+        }
+        send_burst(n);
+    };
+    // Two simulated seconds first: the closed flows reach their steady number.
+    const uint64_t warm_until = packets + 2ull * 1'000 * kPacketsPerMs;
+    while (packets < warm_until) churn();
+    const uint64_t failed_before = failed;
+    for (auto _ : state) churn();
+    state.SetItemsProcessed(int64_t(state.iterations()) * kBurst);
+    state.counters["failed"] = double(failed - failed_before);
+    state.counters["entries"] = double(r.flows->size());
+    state.counters["closing_overflow"] = double(r.flows->stats().closing_overflow);
+}
+BENCHMARK(BM_Churn)
+    ->ArgNames({"active", "closing_queue"})
+    ->Args({1000, 1})
+    ->Args({1000, 0})
+    ->Args({1'000'000, 1})
+    ->Args({1'000'000, 0});
 
 }  // namespace
 }  // namespace ferry::dp

@@ -779,6 +779,14 @@ TEST(FlowTable, ClosingQueueTakesHalfTheCapacityAndCountsOverflow) {
     EXPECT_EQ(t.stats().closing_overflow, 1u);
     t.expire_closed(1'000, 1'000, timeouts, none);
     EXPECT_EQ(t.closing_queued(), 0u);
+
+    // Without a queue (benchmarks compare): every close overflows, the sweep takes them.
+    FlowTable q(1024, false);
+    q.close_later(0, 0);
+    EXPECT_EQ(q.stats().closing_overflow, 1u);
+    EXPECT_EQ(q.closing_queued(), 0u);
+    EXPECT_EQ(q.expire_closed(64, 100, timeouts, none), 0u);
+    EXPECT_LT(q.memory_bytes(), t.memory_bytes());
 }
 
 TEST(FlowTable, TupleReusedAfterClose) {
