@@ -310,6 +310,39 @@ class StreamSurvivesTableChanges(unittest.TestCase):
             self.assertEqual(stats(t)["drop_tcp_no_flow"], 0)
 
 
+class ClosedConnectionsLeaveAtTheirTimeout(unittest.TestCase):
+    """Connections that closed (FIN both ways) leave the flow table when
+    tcp_closing (1 s here) has passed, not when the sweep next reaches them:
+    a sweep pass over this 4M-entry table takes about 5 s."""
+
+    def test_closed_flows_are_gone_soon_after_tcp_closing(self):
+        require_root()
+        with Topology(3) as t:
+            vip = t.default_vips(mode="nat", udp=False)[0]
+            vip["timeouts"] = dict(vip["timeouts"], tcp_closing=1)
+            settings = dict(E2E_WORKER_SETTINGS, flow_capacity=4 << 20)
+            t.start_ferryd(t.write_config(workers=1, vips=[vip], worker_settings=settings))
+            t.wait_backends_seen(timeout=30)
+            r = t.load(n=60, concurrency=6, new_conn=True, timeout=20)
+            self.assertEqual(r["failed"], 0, r.get("errors"))
+            done = time.monotonic()
+            samples = []
+            while time.monotonic() - done < 8:
+                s = stats(t)
+                samples.append((round(time.monotonic() - done, 2), s["flow_entries"], s["flows_closing"]))
+                if s["flow_entries"] == 0:
+                    break
+                time.sleep(0.1)
+            gone_after = samples[-1][0]
+            print(f"# closed flows gone {gone_after} s after the last request; (s, entries, closing): {samples[:3]}...")
+            self.assertEqual(samples[-1][1], 0, f"flows still held 8 s later: {samples[-3:]}")
+            self.assertLess(gone_after, 3.0, f"closed flows outlived tcp_closing (1 s) by far: {samples}")
+            s = stats(t)
+            self.assertEqual(s["flows_created"], s["flows_expired"] + s["flows_closed"], s)
+            self.assertGreaterEqual(s["flows_created"], 60)
+            self.assertEqual((s["flows_closing"], s["closing_overflow"]), (0, 0), s)
+
+
 class NatAddresses(unittest.TestCase):
     """Full NAT with two nat_addresses on the backend port: new connections
     to one backend leave from the port's address and both NAT addresses in
