@@ -160,11 +160,13 @@ ForwardMode mode_of(int64_t arg) { return arg == 0 ? ForwardMode::nat : ForwardM
 // The worker's passes over one burst of frames (see worker.cpp
 // process_burst): parse + hash + prefetch home entries, check keys at home
 // (else prefetch signature lines), prefetch the other entries,
-// then steer + rewrite. Returns how many were not forwarded.
-uint32_t run_burst(Rig& r, std::array<Frame, kBurst>& burst, ToBackend* out) {
+// then steer + rewrite, at `now_ms`, for the first n <= kBurst frames.
+// Returns how many were not forwarded.
+uint32_t run_burst(Rig& r, std::array<Frame, kBurst>& burst, ToBackend* out, uint32_t n = kBurst,
+                   uint32_t now_ms = 1000) {
     std::array<packet::Parsed, kBurst> parsed;
     std::array<uint32_t, kBurst> hash;
-    for (uint32_t i = 0; i < kBurst; ++i) {
+    for (uint32_t i = 0; i < n; ++i) {
         packet::parse(burst[i].b.data(), 54, parsed[i]);
         const packet::Parsed& p = parsed[i];
         hash[i] = flow::FlowTable::hash(key_v4(p));
@@ -172,12 +174,12 @@ uint32_t run_burst(Rig& r, std::array<Frame, kBurst>& burst, ToBackend* out) {
         if (packet::opens_connection(p)) r.flows->prefetch(hash[i]);
     }
     std::array<uint32_t, kBurst> hint;
-    for (uint32_t i = 0; i < kBurst; ++i) hint[i] = r.flows->probe_home(key_v4(parsed[i]), hash[i]);
-    for (uint32_t i = 0; i < kBurst; ++i)
+    for (uint32_t i = 0; i < n; ++i) hint[i] = r.flows->probe_home(key_v4(parsed[i]), hash[i]);
+    for (uint32_t i = 0; i < n; ++i)
         if (hint[i] == flow::kNoPeer) hint[i] = r.flows->prefetch_entry(hash[i]);
     uint32_t failed = 0;
-    for (uint32_t i = 0; i < kBurst; ++i) {
-        const ToBackend to = r.steer_parsed(burst[i].b.data(), parsed[i], hash[i], 1000, hint[i]);
+    for (uint32_t i = 0; i < n; ++i) {
+        const ToBackend to = r.steer_parsed(burst[i].b.data(), parsed[i], hash[i], now_ms, hint[i]);
         failed += !to.forward();
         if (out) out[i] = to;
     }
@@ -315,20 +317,8 @@ void BM_Churn(benchmark::State& state) {
     uint32_t now_ms = 1'000;
     std::mt19937 rng(5);
     std::array<Frame, kBurst> burst;
-    std::array<packet::Parsed, kBurst> parsed;
-    std::array<uint32_t, kBurst> hash, hint;
     auto send_burst = [&](uint32_t n) {
-        for (uint32_t i = 0; i < n; ++i) {
-            packet::parse(burst[i].b.data(), 54, parsed[i]);
-            hash[i] = flow::FlowTable::hash(key_v4(parsed[i]));
-            r.flows->prefetch_home(hash[i]);
-            if (packet::opens_connection(parsed[i])) r.flows->prefetch(hash[i]);
-        }
-        for (uint32_t i = 0; i < n; ++i) hint[i] = r.flows->probe_home(key_v4(parsed[i]), hash[i]);
-        for (uint32_t i = 0; i < n; ++i)
-            if (hint[i] == flow::kNoPeer) hint[i] = r.flows->prefetch_entry(hash[i]);
-        for (uint32_t i = 0; i < n; ++i)
-            failed += !r.steer_parsed(burst[i].b.data(), parsed[i], hash[i], now_ms, hint[i]).forward();
+        failed += run_burst(r, burst, nullptr, n, now_ms);
         // The worker's loop after each burst: closed flows due, and once per ms a sweep slice.
         r.counters.flows_expired += r.steer->expire_closed(r.snap, now_ms);
         const uint64_t before = packets / kPacketsPerMs;
