@@ -26,6 +26,11 @@
 //     burst; a sweep slice, every simulated ms). closing_queue 0: closed
 //     flows wait for the sweep, as before the closing queue. items/s =
 //     packets per second; "entries" = table entries at the end.
+//
+// Instruction counts (scripts/instructions.sh): FERRY_BENCH_ITERATIONS=n
+// makes every benchmark run exactly n iterations, once, and each iteration's
+// work is one call of measured_iteration(), which callgrind counts alone
+// (--toggle-collect): setup and warm-up are left out.
 #include <arpa/inet.h>
 #include <benchmark/benchmark.h>
 #include <netinet/in.h>
@@ -33,6 +38,7 @@
 #include <algorithm>
 #include <array>
 #include <cstdint>
+#include <cstdlib>
 #include <cstring>
 #include <memory>
 #include <random>
@@ -157,6 +163,20 @@ void client(uint64_t i, uint32_t& ip, uint16_t& port) {
 
 ForwardMode mode_of(int64_t arg) { return arg == 0 ? ForwardMode::nat : ForwardMode::dnat; }
 
+// One timed iteration, never inlined: the unit callgrind counts.
+template <class Step>
+[[gnu::noinline]] void measured_iteration(Step& step) {
+    step();
+}
+
+// FERRY_BENCH_ITERATIONS=n: a fixed number of iterations instead of as many
+// as fill the minimum time (under callgrind, that would rerun slow setups).
+void iterations_from_env(benchmark::internal::Benchmark* b) {
+    const char* s = std::getenv("FERRY_BENCH_ITERATIONS");
+    const long n = s ? std::strtol(s, nullptr, 10) : 0;
+    if (n > 0) b->Iterations(n);
+}
+
 // The worker's passes over one burst of frames (see worker.cpp
 // process_burst): parse + hash + prefetch home entries, check keys at home
 // (else prefetch signature lines), prefetch the other entries,
@@ -242,7 +262,7 @@ void BM_NewConnection(benchmark::State& state) {
     // (taken ones among free ones), not fresh ones past the initial fill.
     if (random_close)
         for (uint64_t n = 0; n < 2ull * 64512 * kBackends; n += kBurst) churn();
-    for (auto _ : state) churn();
+    for (auto _ : state) measured_iteration(churn);
     state.SetItemsProcessed(int64_t(state.iterations()) * kBurst);
     state.counters["failed"] = double(failed);
     state.counters["nat_exhausted"] = double(r.counters.drops[size_t(Drop::nat_ports_exhausted)]);
@@ -257,7 +277,8 @@ BENCHMARK(BM_NewConnection)
     ->Args({0, 1'000'000, 1})
     ->Args({0, 1'400'000, 1})
     ->Args({1, 1000, 0})
-    ->Args({1, 1'000'000, 0});
+    ->Args({1, 1'000'000, 0})
+    ->Apply(iterations_from_env);
 
 void BM_Established(benchmark::State& state) {
     const ForwardMode mode = mode_of(state.range(0));
@@ -282,7 +303,7 @@ void BM_Established(benchmark::State& state) {
     std::array<Frame, kBurst> burst;
     uint32_t at = 0;
     uint64_t failed = 0;
-    for (auto _ : state) {
+    auto step = [&] {
         for (uint32_t i = 0; i < kBurst; ++i) {
             uint32_t ip;
             uint16_t port;
@@ -291,7 +312,8 @@ void BM_Established(benchmark::State& state) {
             burst[i].set(ip, port, packet::kTcpAck);
         }
         failed += run_burst(r, burst, nullptr);
-    }
+    };
+    for (auto _ : state) measured_iteration(step);
     state.SetItemsProcessed(int64_t(state.iterations()) * kBurst);
     state.counters["failed"] = double(failed);
 }
@@ -301,7 +323,8 @@ BENCHMARK(BM_Established)
     ->Args({0, 100'000})
     ->Args({0, 1'000'000})
     ->Args({1, 1000})
-    ->Args({1, 1'000'000});
+    ->Args({1, 1'000'000})
+    ->Apply(iterations_from_env);
 
 void BM_Churn(benchmark::State& state) {
     const auto active = uint32_t(state.range(0));
@@ -357,7 +380,7 @@ void BM_Churn(benchmark::State& state) {
     const uint64_t warm_until = packets + 2ull * 1'000 * kPacketsPerMs;
     while (packets < warm_until) churn();
     const uint64_t failed_before = failed;
-    for (auto _ : state) churn();
+    for (auto _ : state) measured_iteration(churn);
     state.SetItemsProcessed(int64_t(state.iterations()) * kBurst);
     state.counters["failed"] = double(failed - failed_before);
     state.counters["entries"] = double(r.flows->size());
@@ -368,7 +391,8 @@ BENCHMARK(BM_Churn)
     ->Args({1000, 1})
     ->Args({1000, 0})
     ->Args({1'000'000, 1})
-    ->Args({1'000'000, 0});
+    ->Args({1'000'000, 0})
+    ->Apply(iterations_from_env);
 
 }  // namespace
 }  // namespace ferry::dp
