@@ -27,17 +27,15 @@ inline uint16_t fold(uint64_t sum) {
 inline uint32_t delta16(uint16_t old_v, uint16_t new_v) {
     return static_cast<uint32_t>(static_cast<uint16_t>(~old_v)) + new_v;
 }
-// The same for a 32-bit field, taken as its two 16-bit words in memory order.
-// (Splitting a memcpy'd uint32 into low/high halves yields the two memcpy'd
-// uint16 words on either endianness, and their order in the sum is irrelevant.)
-inline uint32_t delta32(uint32_t old_v, uint32_t new_v) {
-    return delta16(static_cast<uint16_t>(old_v), static_cast<uint16_t>(new_v)) +
-           delta16(static_cast<uint16_t>(old_v >> 16), static_cast<uint16_t>(new_v >> 16));
-}
+// The same for a 32-bit field, as one 32-bit term of a 64-bit sum: 2^16 is 1
+// modulo 0xffff, so a 32-bit word adds what its two 16-bit words add, once
+// folded (and in memory order on either endianness, as above). Fewer
+// instructions than two delta16() on the packet path.
+inline uint64_t delta32(uint32_t old_v, uint32_t new_v) { return uint64_t(~old_v) + new_v; }
 
 // RFC 1624 eqn. 3: HC' = ~(~HC + ~m + m'), with `delta` the sum of ~m + m'
-// terms (any number of them; a uint32_t holds thousands without overflow).
-inline uint16_t apply_delta(uint16_t csum, uint32_t delta) {
+// terms (any number of them that fits a uint64_t).
+inline uint16_t apply_delta(uint16_t csum, uint64_t delta) {
     return static_cast<uint16_t>(~fold(static_cast<uint64_t>(static_cast<uint16_t>(~csum)) + delta));
 }
 

@@ -40,15 +40,13 @@ inline uint32_t replace16(uint8_t* p, uint16_t new_v) {
 }
 
 // Replaces the 32-bit word at `p` and returns its checksum delta.
-inline uint32_t replace32(uint8_t* p, uint32_t new_v) {
+inline uint64_t replace32(uint8_t* p, uint32_t new_v) {
     const uint32_t old_v = load_raw32(p);
     store_raw32(p, new_v);
     return delta32(old_v, new_v);
 }
 
-inline void fix_csum(uint8_t* field, uint32_t delta) {
-    store_raw16(field, apply_delta(load_raw16(field), delta));
-}
+inline void fix_csum(uint8_t* field, uint64_t delta) { store_raw16(field, apply_delta(load_raw16(field), delta)); }
 
 template <unsigned kSides>
 inline void rewrite(uint8_t* data, const Parsed& p, uint32_t src_ip, uint16_t src_port, uint32_t dst_ip,
@@ -56,7 +54,7 @@ inline void rewrite(uint8_t* data, const Parsed& p, uint32_t src_ip, uint16_t sr
     uint8_t* ip = data + p.l3_offset;
     uint8_t* l4 = data + p.l4_offset;
 
-    uint32_t addr_delta = 0;
+    uint64_t addr_delta = 0;
     if constexpr ((kSides & kSrc) != 0) {
         addr_delta += replace32(ip + kIpSrcOffset, src_ip);
     }
@@ -73,11 +71,16 @@ inline void rewrite(uint8_t* data, const Parsed& p, uint32_t src_ip, uint16_t sr
         default: return;  // ICMP: its checksum does not cover the IP header; no ports.
     }
 
-    uint32_t l4_delta = addr_delta;
-    if constexpr ((kSides & kSrc) != 0) {
+    uint64_t l4_delta = addr_delta;
+    if constexpr (kSides == (kSrc | kDst)) {
+        // The two ports are adjacent: one 32-bit field.
+        uint8_t ports[4];
+        store_raw16(ports, src_port);
+        store_raw16(ports + 2, dst_port);
+        l4_delta += replace32(l4 + kSrcPortOffset, load_raw32(ports));
+    } else if constexpr ((kSides & kSrc) != 0) {
         l4_delta += replace16(l4 + kSrcPortOffset, src_port);
-    }
-    if constexpr ((kSides & kDst) != 0) {
+    } else {
         l4_delta += replace16(l4 + kDstPortOffset, dst_port);
     }
     uint8_t* csum_field = l4 + csum_offset;
