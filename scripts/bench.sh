@@ -25,7 +25,7 @@
 #   --idle-sleep-us N               ferryd's workers.idle_sleep_us (default 0: busy polling)
 #
 # Environment: BUILD (meson build dir, default build-release: configured with
-# --buildtype=release if missing), FERRYD, FERRYCTL, FERRY_GEN (binaries; FERRY_GEN
+# --buildtype=release -Db_lto=true if missing), FERRYD, FERRYCTL, FERRY_GEN (binaries; FERRY_GEN
 # defaults to $BUILD/tests/bench/pipeline/ferry-gen, or is compiled with g++
 # into the temp dir when that is missing), TESTPMD (default /usr/bin/dpdk-testpmd).
 #
@@ -100,8 +100,9 @@ build() {
   if [[ -n ${FERRYD:-} && -n ${FERRYCTL:-} ]]; then return; fi
   if [[ ! -f $BUILD/build.ninja ]]; then
     # werror off: g++ 12 at -O3 raises a false -Wrestrict in std::string code (src/common/ip_address.cpp).
-    log "configuring $BUILD (meson setup --buildtype=release -Dwerror=false)"
-    meson setup "$BUILD" "$REPO" --buildtype=release -Dwerror=false >/dev/null
+    # b_lto: the worker's path crosses libraries (parse, rewrite, steering, flow table); see PERFORMANCE.md.
+    log "configuring $BUILD (meson setup --buildtype=release -Db_lto=true -Dwerror=false)"
+    meson setup "$BUILD" "$REPO" --buildtype=release -Db_lto=true -Dwerror=false >/dev/null
   fi
   log "building ferryd and ferryctl in $BUILD"
   ninja -C "$BUILD" src/ferryd/ferryd src/ferryctl/ferryctl >/dev/null
@@ -635,7 +636,7 @@ EOF
 header() {
   echo "Ferry benchmark, $(date -u '+%Y-%m-%d %H:%M:%S UTC'), commit $(git -C "$REPO" rev-parse --short HEAD 2>/dev/null || echo '?')$(git -C "$REPO" diff --quiet 2>/dev/null || echo ' (+ local changes)')"
   echo "machine: $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //'), $(nproc) CPUs, $(awk '/MemTotal/ { printf "%.0f GiB", $2 / 1048576 }' /proc/meminfo), kernel $(uname -r)"
-  echo "build: $(meson introspect "$BUILD" --buildoptions 2>/dev/null | "$PYTHON" -c 'import json,sys; o={x["name"]: x["value"] for x in json.load(sys.stdin)}; print(o.get("buildtype"), "b_ndebug=" + str(o.get("b_ndebug")))' 2>/dev/null || echo "?") ($FERRYD)"
+  echo "build: $(meson introspect "$BUILD" --buildoptions 2>/dev/null | "$PYTHON" -c 'import json,sys; o={x["name"]: x["value"] for x in json.load(sys.stdin)}; print(o.get("buildtype"), "b_ndebug=" + str(o.get("b_ndebug")), "b_lto=" + str(o.get("b_lto")))' 2>/dev/null || echo "?") ($FERRYD)"
   echo "DPDK $(pkg-config --modversion libdpdk), memory: ${EAL_MEM[*]}; load at start: $(load)"
 }
 

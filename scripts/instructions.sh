@@ -19,7 +19,7 @@
 # this counts the work the CPU is given, not how long it waits.
 #
 # Environment: BUILD (meson build dir, default build-release; configured with
-# --buildtype=release if missing), ITERATIONS (default 2000).
+# --buildtype=release -Db_lto=true if missing), ITERATIONS (default 2000).
 # Needs valgrind (installed with apt-get when run as root and missing).
 set -euo pipefail
 
@@ -44,7 +44,7 @@ if ! command -v valgrind >/dev/null; then
   DEBIAN_FRONTEND=noninteractive apt-get install -y -q valgrind >/dev/null
 fi
 if [[ ! -d $BUILD ]]; then
-  meson setup "$BUILD" "$REPO" --buildtype=release -Dwerror=false >/dev/null
+  meson setup "$BUILD" "$REPO" --buildtype=release -Db_lto=true -Dwerror=false >/dev/null
 fi
 ninja -C "$BUILD" tests/bench/steering/bench_steering >/dev/null
 BIN="$BUILD/tests/bench/steering/bench_steering"
@@ -53,7 +53,9 @@ TMP=$(mktemp -d /tmp/ferry-instructions.XXXXXX)
 trap 'rm -rf "$TMP"' EXIT
 
 [[ $# -gt 0 ]] && filters=("$@") || filters=("${DEFAULT_SET[@]}")
-echo "commit $(git -C "$REPO" rev-parse --short HEAD 2>/dev/null || echo '?'), build $BUILD," \
+lto=$(meson introspect "$BUILD" --buildoptions | /usr/bin/python3 -c \
+  'import json,sys; print(next(o["value"] for o in json.load(sys.stdin) if o["name"] == "b_lto"))')
+echo "commit $(git -C "$REPO" rev-parse --short HEAD 2>/dev/null || echo '?'), build $BUILD (b_lto=$lto)," \
      "$(valgrind --version), $ITERATIONS iterations of $BURST packets each"
 echo "| benchmark | instructions per packet | iterations | failed |"
 echo "|---|---|---|---|"
