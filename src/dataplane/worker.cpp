@@ -15,6 +15,7 @@
 #include <rte_ring_elem.h>
 
 #include <netinet/in.h>
+#include <sys/prctl.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -41,6 +42,10 @@ constexpr uint32_t kSweepPassMs = 5000;
 constexpr uint32_t kMinSweepSlice = 256;
 constexpr uint32_t kPendingMax = 64;        // packets parked while their next hop resolves
 constexpr uint32_t kPendingHoldMs = 1000;   // then they are dropped (counted no_neighbour)
+// How late the idle sleep may end. Linux lets a thread's timers fire up to its
+// timer slack late (50 us by default) to batch wake-ups, which would turn
+// idle_sleep_us = 50 into 50-100 us and idle_sleep_us = 10 into 10-60 us.
+constexpr unsigned long kIdleSleepSlackNs = 1000;
 
 // A packet waiting for its next hop's MAC, as Linux keeps a few per neighbour.
 struct Pending {
@@ -396,6 +401,11 @@ void Worker::run() {
     const uint32_t burst = std::min<uint32_t>(dp_.config().workers.burst_size, kMaxBurst);
     rte_mbuf* pkts[kMaxBurst];
     rte_rcu_qsbr_thread_online(dp_.rcu(), w_.index);
+    if (idle_sleep_us_ != 0) {
+        (void)prctl(PR_SET_TIMERSLACK, kIdleSleepSlackNs);
+        FERRY_LOG(INFO, "worker %u: sleeps %u us after an empty poll (timer slack %d ns)", w_.index, idle_sleep_us_,
+                  prctl(PR_GET_TIMERSLACK));
+    }
     // Count TX drops (queue full) without touching the fast path.
     for (auto* b : w_.tx)
         if (b) rte_eth_tx_buffer_set_err_callback(b, rte_eth_tx_buffer_count_callback, &c_.drops[size_t(Drop::tx_full)]);
