@@ -65,12 +65,13 @@ for f in "${filters[@]}"; do
   FERRY_BENCH_ITERATIONS=$ITERATIONS valgrind --tool=callgrind --callgrind-out-file="$out" \
     --toggle-collect='*measured_iteration*' "$BIN" --benchmark_filter="^$f(/iterations:[0-9]+)?\$" \
     --benchmark_format=json >"$TMP/bench.json" 2>"$TMP/valgrind.log" ||
-    die "valgrind failed for $f (see $TMP/valgrind.log)"
+    { tail -n 20 "$TMP/valgrind.log" >&2; die "valgrind failed for $f (its last lines above)"; }
   /usr/bin/python3 - "$out" "$TMP/bench.json" "$f" "$BURST" <<'EOF'
 import json, sys
 cg, js, filt, burst = sys.argv[1], sys.argv[2], sys.argv[3], int(sys.argv[4])
 ir = next(int(l.split()[1]) for l in open(cg) if l.startswith("totals:"))
-runs = json.load(open(js))["benchmarks"]
+text = open(js).read()
+runs = json.loads(text)["benchmarks"] if text.strip() else []
 if len(runs) != 1:
     sys.exit(f"instructions.sh: filter {filt} matched {len(runs)} benchmarks, not 1")
 b = runs[0]
