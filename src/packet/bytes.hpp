@@ -1,4 +1,5 @@
-// Unaligned loads and stores on packet bytes. Private to the packet library.
+// Unaligned loads and stores on packet bytes. Private to the packet library
+// (packet_inl.hpp includes it for the inline parse(); other code should not use it).
 //
 // Header fields sit at arbitrary offsets (a VLAN tag shifts IPv4 by 4 bytes, IP
 // options shift L4), so every access goes through memcpy, which compiles to a

@@ -91,7 +91,9 @@ const char* to_string(ParseResult r) {
     return "unknown";
 }
 
-ParseResult parse(const uint8_t* data, size_t len, Parsed& out) {
+namespace detail {
+
+ParseResult parse_general(const uint8_t* data, size_t len, Parsed& out) {
     out = Parsed{};
 
     // --- Ethernet, at most one 802.1Q tag.
@@ -152,5 +154,7 @@ ParseResult parse(const uint8_t* data, size_t len, Parsed& out) {
     // --- L4, bounded by the IPv4 total length rather than the frame length.
     return parse_l4(ip + ihl, total_len - ihl, out);
 }
+
+}  // namespace detail
 
 }  // namespace ferry::packet

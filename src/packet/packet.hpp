@@ -53,7 +53,13 @@ struct Parsed {
 // Parses Ethernet (+ at most one 802.1Q tag), IPv4 and the L4 header.
 // Never reads past data[len). On anything but ok, `out` holds what was
 // parsed so far (at least l3_offset when the ethertype was read).
+// Inline (packet_inl.hpp): a shortcut for the common frame, untagged IPv4
+// TCP/UDP without options, and detail::parse_general() for the rest.
 ParseResult parse(const uint8_t* data, size_t len, Parsed& out);
+namespace detail {
+// parse() without its shortcut: the same results for every input.
+ParseResult parse_general(const uint8_t* data, size_t len, Parsed& out);
+}  // namespace detail
 
 // TCP flag bits.
 inline constexpr uint8_t kTcpFin = 0x01, kTcpSyn = 0x02, kTcpRst = 0x04, kTcpAck = 0x10;
@@ -120,3 +126,5 @@ size_t build_arp_request(uint8_t* buf, const uint8_t src_mac[6], uint32_t src_ip
 bool make_icmp_echo_reply(uint8_t* data, size_t len, const Parsed& p);
 
 }  // namespace ferry::packet
+
+#include "packet/packet_inl.hpp"
