@@ -12,8 +12,6 @@
 namespace ferry::dp {
 
 namespace {
-constexpr uint8_t kFinFromClient = 0x01;
-constexpr uint8_t kFinFromServer = 0x02;
 constexpr uint8_t kSynAck = packet::kTcpSyn | packet::kTcpAck;
 }  // namespace
 
@@ -247,55 +245,14 @@ ToBackend Steering::open_flow(const Snapshot& snap, uint32_t vip_id, const VipEn
     return out;
 }
 
-ToBackend Steering::to_backend(const Snapshot& snap, uint32_t vip_id, const packet::Parsed& p, uint32_t hash,
-                               uint32_t pkt_len, uint32_t now_ms, uint32_t hint) {
-    const VipEntry& vip = snap.vips[vip_id];
-    VipCounters& vc = x_.vip_counters[vip_id];
-    ++vc.packets;
-    vc.bytes += pkt_len;
-
-    flow::FlowTable& t = *x_.flows;
-    const bool tcp = p.proto == IPPROTO_TCP;
-    const bool syn = tcp && (p.tcp_flags & kSynAck) == packet::kTcpSyn;
-    const flow::KeyV4 key = key_v4(p);
-    uint32_t slot = t.lookup(key, hash, hint);
-    if (slot != flow::kNoPeer) {
-        const flow::FlowValue& v = t.entry(slot).value;
-        bool stale =
-            flow::FlowTable::expired(v, now_ms, vip.timeouts) || (syn && v.state == uint8_t(flow::FlowState::closing));
-        if (v.backend_id < snap.backends.size() && snap.backends[v.backend_id].drop_flows) stale = true;
-        if (stale) {
-            end_flow(slot);
-            ++x_.counters->flows_closed;
-            slot = flow::kNoPeer;
-        }
+ToBackend Steering::to_backend_miss(const Snapshot& snap, uint32_t vip_id, const packet::Parsed& p, uint32_t hash,
+                                    uint32_t pkt_len, uint32_t now_ms, uint32_t stale_slot) {
+    if (stale_slot != flow::kNoPeer) {
+        end_flow(stale_slot);
+        ++x_.counters->flows_closed;
     }
-
-    ToBackend out;
-    if (slot == flow::kNoPeer) {
-        out = open_flow(snap, vip_id, vip, p, key, hash, now_ms);
-        if (!out.forward()) return out;
-    } else {
-        flow::FlowValue& v = t.entry(slot).value;
-        v.last_seen = now_ms;
-        out.slot = slot;
-        out.backend_id = v.backend_id;
-        out.nat_port = v.nat_port;
-        if (v.nat_port != 0) out.nat_ip = v.nat_addr < x_.local_ips.size() ? x_.local_ips[v.nat_addr] : 0;
-        if (tcp) {
-            if (p.tcp_flags & packet::kTcpRst) {
-                close(snap, v, slot, now_ms);
-            } else if (p.tcp_flags & packet::kTcpFin) {
-                v.flags |= kFinFromClient;
-                if (v.flags & kFinFromServer) close(snap, v, slot, now_ms);
-            }
-        }
-    }
-
-    BackendCounters& bc = x_.backend_counters[out.backend_id];
-    ++bc.packets;
-    bc.bytes += pkt_len;
-    if (syn) ++bc.syn_sent;
+    ToBackend out = open_flow(snap, vip_id, snap.vips[vip_id], p, key_v4(p), hash, now_ms);
+    if (out.forward()) count_to_backend(out.backend_id, p, pkt_len);
     return out;
 }
 

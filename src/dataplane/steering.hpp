@@ -29,15 +29,17 @@ inline flow::KeyV4 key_v4(const packet::Parsed& p) {
     return flow::KeyV4::of(p.src_ip, p.dst_ip, p.src_port, p.dst_port, p.proto);
 }
 
-// Where a VIP packet goes, from Steering::to_backend().
+// Where a VIP packet goes, from Steering::to_backend(). 16 bytes, so it is
+// returned in two registers rather than through memory.
 struct ToBackend {
-    Drop drop = Drop::count_;  // count_: forward it; anything else: drop it for this reason
     uint32_t backend_id = kNone;
     uint32_t nat_ip = 0;            // full NAT: local source address (network order)
-    uint16_t nat_port = 0;          // full NAT: local source port (network order); 0 = dnat
     uint32_t slot = flow::kNoPeer;  // the flow's forward entry; kNoPeer when stateless
+    uint16_t nat_port = 0;          // full NAT: local source port (network order); 0 = dnat
+    Drop drop = Drop::count_;       // count_: forward it; anything else: drop it for this reason
     bool forward() const { return drop == Drop::count_; }
 };
+static_assert(sizeof(ToBackend) == 16);
 
 // Where a backend's reply goes, from Steering::to_client().
 struct ToClient {
@@ -76,6 +78,8 @@ public:
     // for a SYN or a new UDP flow (scheduler pick, full-NAT source port),
     // follows TCP state, counts. The caller rewrites and sends on forward().
     // `hint`: what FlowTable::prefetch_entry(hash) returned, if the caller has it.
+    // Inline (below) for a live flow's packet, nearly every packet; the rest
+    // is in to_backend_miss().
     ToBackend to_backend(const Snapshot& snap, uint32_t vip_id, const packet::Parsed& p, uint32_t hash,
                          uint32_t pkt_len, uint32_t now_ms, uint32_t hint = flow::kNoPeer);
 
@@ -108,6 +112,18 @@ public:
     void set_now_us(uint32_t now_us) { now_us_ = now_us; }
 
 private:
+    // FlowValue::flags bits: the FIN seen from each side (both: closing).
+    static constexpr uint8_t kFinFromClient = 0x01, kFinFromServer = 0x02;
+    // to_backend() for a packet without a live flow: ends the stale entry in
+    // `stale_slot` (kNoPeer: none), then opens a flow or drops.
+    ToBackend to_backend_miss(const Snapshot& snap, uint32_t vip_id, const packet::Parsed& p, uint32_t hash,
+                              uint32_t pkt_len, uint32_t now_ms, uint32_t stale_slot);
+    void count_to_backend(uint32_t backend_id, const packet::Parsed& p, uint32_t pkt_len) {
+        BackendCounters& bc = x_.backend_counters[backend_id];
+        ++bc.packets;
+        bc.bytes += pkt_len;
+        if (packet::opens_connection(p)) ++bc.syn_sent;
+    }
     uint32_t pick_backend(const Snapshot& snap, uint32_t vip_id, const VipEntry& vip, const packet::Parsed& p);
     static uint32_t pick_by_table(const VipEntry& vip, const packet::Parsed& p);
     ToBackend open_flow(const Snapshot& snap, uint32_t vip_id, const VipEntry& vip, const packet::Parsed& p,
@@ -148,5 +164,41 @@ private:
     uint64_t rng_ = 0x9e3779b97f4a7c15ull;
     uint32_t now_us_ = 0;
 };
+
+inline ToBackend Steering::to_backend(const Snapshot& snap, uint32_t vip_id, const packet::Parsed& p, uint32_t hash,
+                                      uint32_t pkt_len, uint32_t now_ms, uint32_t hint) {
+    const VipEntry& vip = snap.vips[vip_id];
+    VipCounters& vc = x_.vip_counters[vip_id];
+    ++vc.packets;
+    vc.bytes += pkt_len;
+
+    flow::FlowTable& t = *x_.flows;
+    const uint32_t slot = t.lookup(key_v4(p), hash, hint);
+    if (slot == flow::kNoPeer) return to_backend_miss(snap, vip_id, p, hash, pkt_len, now_ms, flow::kNoPeer);
+    flow::FlowValue& v = t.entry(slot).value;
+    // Stale: idle past its timeout, a SYN reusing a closed flow's tuple, or
+    // its backend is down with its flows cut.
+    if (flow::FlowTable::expired(v, now_ms, vip.timeouts) ||
+        (packet::opens_connection(p) && v.state == uint8_t(flow::FlowState::closing)) ||
+        (v.backend_id < snap.backends.size() && snap.backends[v.backend_id].drop_flows))
+        return to_backend_miss(snap, vip_id, p, hash, pkt_len, now_ms, slot);
+
+    v.last_seen = now_ms;
+    ToBackend out;
+    out.slot = slot;
+    out.backend_id = v.backend_id;
+    out.nat_port = v.nat_port;
+    if (v.nat_port != 0) out.nat_ip = v.nat_addr < x_.local_ips.size() ? x_.local_ips[v.nat_addr] : 0;
+    if (p.proto == 6 /* IPPROTO_TCP */ && (p.tcp_flags & (packet::kTcpRst | packet::kTcpFin)) != 0) {
+        if (p.tcp_flags & packet::kTcpRst) {
+            close(snap, v, slot, now_ms);
+        } else {
+            v.flags |= kFinFromClient;
+            if (v.flags & kFinFromServer) close(snap, v, slot, now_ms);
+        }
+    }
+    count_to_backend(out.backend_id, p, pkt_len);
+    return out;
+}
 
 }  // namespace ferry::dp

@@ -294,15 +294,9 @@ bool Worker::reply_flow(rte_mbuf* m, const packet::Parsed& p, uint32_t slot) {
 void Worker::process(rte_mbuf* m, uint16_t in_port, bool handed_off, const Preparsed* pre) {
     const PortInfo& port = dp_.ports()[port_index_[in_port]];
     auto* data = rte_pktmbuf_mtod(m, uint8_t*);
-    packet::Parsed parsed;
-    packet::ParseResult r;
-    if (pre) {
-        parsed = pre->p;
-        r = pre->r;
-    } else {
-        r = packet::parse(data, rte_pktmbuf_data_len(m), parsed);
-    }
-    const packet::Parsed& p = parsed;
+    packet::Parsed parsed_here;  // a handed-off packet is parsed again here; a received one was in process_burst
+    const packet::ParseResult r = pre ? pre->r : packet::parse(data, rte_pktmbuf_data_len(m), parsed_here);
+    const packet::Parsed& p = pre ? pre->p : parsed_here;
     switch (r) {
         case packet::ParseResult::ok: break;
         case packet::ParseResult::arp: return handle_arp(m, port, p);

@@ -282,6 +282,49 @@ TEST(Steering, DnatReplyKeyOfAnOlderFlowIsTakenOver) {
     EXPECT_EQ(r.backend_counters[0].active_flows, 1);
 }
 
+// A packet whose entry is stale takes the miss path: the entry is ended
+// (flows_closed) and the packet is handled as if there were none. Stale:
+// idle past its timeout, its backend down with flows cut, or a SYN on a
+// closed flow's tuple. A live flow's packets are counted for their backend.
+TEST(Steering, StaleEntriesAreEndedAndThePacketTreatedAsNew) {
+    Rig r(2, ForwardMode::nat, SchedulerKind::maglev, port_range(5000, 100));
+    const auto ack = [](uint16_t port) { return Rig::client_packet(0xc0a80001, port, packet::kTcpAck); };
+
+    // Idle past its timeout (syn_seen): the ACK finds no flow, and in full NAT a non-SYN opens none.
+    ASSERT_TRUE(r.syn(0xc0a80001, 40000).forward());
+    r.now += r.snap.vips[0].timeouts.syn_ms + 1;
+    EXPECT_EQ(r.send(ack(40000)).drop, Drop::tcp_no_flow);
+    EXPECT_EQ(r.counters.flows_closed, 1u);
+    EXPECT_EQ(r.flows.size(), 0u);
+
+    // Its backend is down with flows cut: the same.
+    const BackendCounters before[2] = {r.backend_counters[0], r.backend_counters[1]};
+    const ToBackend b = r.syn(0xc0a80001, 40001);
+    ASSERT_TRUE(b.forward());
+    const ToBackend live = r.send(ack(40001));
+    ASSERT_TRUE(live.forward());
+    EXPECT_EQ(live.slot, b.slot);
+    const BackendCounters& bc = r.backend_counters[b.backend_id];
+    EXPECT_EQ(bc.packets, before[b.backend_id].packets + 2);
+    EXPECT_EQ(bc.syn_sent, before[b.backend_id].syn_sent + 1);  // the ACK is not a SYN
+    r.snap.backends[b.backend_id].drop_flows = true;
+    EXPECT_EQ(r.send(ack(40001)).drop, Drop::tcp_no_flow);
+    EXPECT_EQ(r.counters.flows_closed, 2u);
+    EXPECT_EQ(bc.active_flows, 0);
+    EXPECT_EQ(bc.packets, before[b.backend_id].packets + 2);  // a dropped packet is not the backend's
+    r.snap.backends[b.backend_id].drop_flows = false;
+
+    // A SYN on a closed flow's tuple: a new flow, counted as a SYN sent.
+    ASSERT_TRUE(r.syn(0xc0a80001, 40002).forward());
+    ASSERT_TRUE(r.send(Rig::client_packet(0xc0a80001, 40002, packet::kTcpRst | packet::kTcpAck)).forward());
+    const ToBackend again = r.syn(0xc0a80001, 40002);
+    ASSERT_TRUE(again.forward());
+    EXPECT_EQ(r.counters.flows_closed, 3u);
+    EXPECT_EQ(r.counters.flows_created, 4u);
+    EXPECT_EQ(r.flows.entry(again.slot).value.state, uint8_t(flow::FlowState::syn_seen));
+    EXPECT_EQ(r.flows.size(), 2u);  // the new flow's two entries
+}
+
 TEST(Steering, FinsFromBothSidesCloseTheFlow) {
     Rig r(1, ForwardMode::nat, SchedulerKind::maglev, port_range(5000, 100));
     const ToBackend to = r.syn(0xc0a80001, 40000);
