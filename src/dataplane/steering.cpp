@@ -74,7 +74,8 @@ void Steering::release(const flow::FlowEntry& e) {
 void Steering::close(const Snapshot& snap, flow::FlowValue& v, uint32_t slot, uint32_t now_ms) {
     if (v.state == uint8_t(flow::FlowState::closing)) return;  // queued already
     v.state = uint8_t(flow::FlowState::closing);
-    x_.flows->close_later(slot, now_ms + timeouts_of(snap)(v.vip_id).closing_ms + 1);
+    const uint32_t closing_ms = timeouts_of(snap)(v.vip_id).closing_ms;
+    x_.flows->close_later(slot, now_ms + closing_ms + 1, closing_ms);
 }
 
 void Steering::end_flow(uint32_t slot) {

@@ -39,7 +39,7 @@ void deallocate(void* p, size_t bytes) {
 
 size_t entries_bytes(uint32_t slots) { return size_t(slots) * sizeof(FlowEntry); }
 size_t sigs_bytes(uint32_t slots) { return round_up(size_t(slots) * sizeof(uint16_t), kCacheLine); }
-size_t closing_bytes(uint32_t items) { return size_t(items) * sizeof(ClosingItem); }
+size_t closing_bytes(uint32_t chunks) { return size_t(chunks) * sizeof(ClosingChunk); }
 
 }  // namespace
 
@@ -54,10 +54,17 @@ FlowTable::FlowTable(uint32_t capacity, bool closing_queue) {
     slot_count_ = bucket_count_ * kBucketSlots;
     entries_ = static_cast<FlowEntry*>(allocate(entries_bytes(slot_count_)));
     for (uint32_t slot = 0; slot < slot_count_; ++slot) entries_[slot].key.pad = kRemovedPad;
-    closing_cap_ = closing_queue ? capacity / 2 + 1 : 0;  // a closing flow holds at least two entries
+    // A closing flow holds at least two entries. Each lane may hold a part-used
+    // chunk at each end: two chunks a lane on top.
+    closing_room_ = closing_queue ? capacity / 2 + 1 : 0;
+    closing_chunk_count_ =
+        closing_queue ? (closing_room_ + ClosingChunk::kItems - 1) / ClosingChunk::kItems + 2 * kClosingLanes : 0;
     try {
         sigs_ = static_cast<uint16_t*>(allocate(sigs_bytes(slot_count_)));
-        closing_ = static_cast<ClosingItem*>(allocate(closing_bytes(closing_cap_)));
+        closing_chunks_ = static_cast<ClosingChunk*>(allocate(closing_bytes(closing_chunk_count_)));
+        for (uint32_t c = 0; c < closing_chunk_count_; ++c)
+            closing_chunks_[c].next = c + 1 < closing_chunk_count_ ? c + 1 : kNoPeer;
+        closing_free_ = closing_chunk_count_ != 0 ? 0 : kNoPeer;
     } catch (...) {
         deallocate(sigs_, sigs_bytes(slot_count_));
         deallocate(entries_, entries_bytes(slot_count_));
@@ -66,13 +73,13 @@ FlowTable::FlowTable(uint32_t capacity, bool closing_queue) {
 }
 
 FlowTable::~FlowTable() {
-    deallocate(closing_, closing_bytes(closing_cap_));
+    deallocate(closing_chunks_, closing_bytes(closing_chunk_count_));
     deallocate(sigs_, sigs_bytes(slot_count_));
     deallocate(entries_, entries_bytes(slot_count_));
 }
 
 size_t FlowTable::memory_bytes() const {
-    return entries_bytes(slot_count_) + sigs_bytes(slot_count_) + closing_bytes(closing_cap_) + sizeof(*this);
+    return entries_bytes(slot_count_) + sigs_bytes(slot_count_) + closing_bytes(closing_chunk_count_) + sizeof(*this);
 }
 
 uint32_t FlowTable::insert(const FlowKey& key, const FlowValue& value) { return insert(key, hash(key), value); }

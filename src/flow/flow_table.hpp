@@ -144,6 +144,27 @@ struct ClosingItem {
     uint32_t due_ms;  // first millisecond at which it is expired
 };
 
+// A piece of a closing lane: items in queue order, and the next piece of the
+// lane (or of the free list). Lanes grow and shrink by whole chunks from one
+// pool, so lanes share the queue's room instead of each holding all of it.
+struct ClosingChunk {
+    static constexpr uint32_t kItems = 63;  // 512 bytes a chunk
+    uint32_t next;
+    uint32_t unused;
+    ClosingItem items[kItems];
+};
+
+// One FIFO of closed flows that share a closing timeout, so a flow never
+// waits behind one whose timeout is longer (FlowTable::close_later).
+struct ClosingLane {
+    uint32_t head = kNoPeer;  // chunk the next item is popped from; kNoPeer when empty
+    uint32_t tail = kNoPeer;  // chunk the next item is pushed to
+    uint32_t head_pos = 0;    // next item to pop in `head`
+    uint32_t tail_pos = 0;    // next free item in `tail`
+    uint32_t count = 0;
+    uint32_t closing_ms = 0;  // the longest closing timeout of what it holds (its tag)
+};
+
 // The table itself: fixed capacity, allocated once, stable slot handles.
 class FlowTable {
 public:
@@ -152,6 +173,7 @@ public:
     static constexpr uint32_t kSweepChunk = 32;    // sweep(): slots whose peers are prefetched together
     static constexpr uint32_t kOrphanPasses = 8;   // sweep(): one pass in this many checks reply entries
     static constexpr uint32_t kCloseChunk = 16;    // expire_closed(): items whose entries are prefetched together
+    static constexpr uint32_t kClosingLanes = 4;   // distinct closing timeouts queued without waiting on another
 
     // capacity: most entries it will hold (>= 1024). Allocates everything now;
     // insert/lookup/remove never allocate. Throws std::bad_alloc / invalid_argument.
@@ -263,11 +285,18 @@ public:
     // and a 1 s closing timeout: 1.3-1.5M entries instead of 0.4-0.55M),
     // taking cache and free slots from live flows. close_later() queues the
     // forward entry in `slot`, which has just entered FlowState::closing, to
-    // be removed at due_ms (its last_seen + closing timeout + 1); a queue of
-    // capacity()/2 + 1 items, in closing order. When it is full the item is
+    // be removed at due_ms (its last_seen + closing_ms + 1, closing_ms its
+    // VIP's closing timeout). Items are kept in kClosingLanes FIFO lanes, one
+    // per closing timeout, so an item never waits behind a later-due one of a
+    // longer timeout. With more distinct timeouts than lanes, an item goes to
+    // the lane of the shortest timeout at least as long as its own (it may be
+    // late by the difference, and holds up no one), or, longer than all, to
+    // the longest lane, which then holds up its shorter items by at most the
+    // difference. Room for capacity()/2 + 1 items in all (a closed flow holds
+    // two entries), shared by the lanes in chunks; when it is full the item is
     // not queued (counted in stats().closing_overflow) and the sweep removes
     // the flow as before.
-    void close_later(uint32_t slot, uint32_t due_ms);
+    void close_later(uint32_t slot, uint32_t due_ms, uint32_t closing_ms);
     // Pops up to `budget` items due at now_ms, oldest first, and removes each
     // one's flow if it has expired (as sweep() does: on_expire, counted in
     // stats().expired). An item is only a hint, so every check is made on the
@@ -275,12 +304,14 @@ public:
     // that is not expired (traffic after the close, or the slot now holds
     // another flow) -> queued again for its own due time if closing, else
     // dropped. Items are loaded in chunks with prefetch, their peers too.
-    // Returns the number of flows removed. Items due at different times (VIPs
-    // with different closing timeouts) leave in queue order: one may wait
-    // behind another's later due time.
+    // Returns the number of flows removed. The lanes are served in turn, each
+    // up to what is due or the budget left.
     template <typename TimeoutsOf, typename OnExpire>
     uint32_t expire_closed(uint32_t budget, uint32_t now_ms, TimeoutsOf&& timeouts_of, OnExpire&& on_expire);
     uint32_t closing_queued() const { return closing_count_; }
+    // Items close_later() surely takes from empty (chunks may hold up to
+    // kClosingLanes * 2 more partly used ones' worth).
+    uint32_t closing_room() const { return closing_room_; }
 
     // Visits every occupied slot: fn(slot, entry). Control/debug use only.
     template <typename Fn>
@@ -324,11 +355,19 @@ private:
     uint32_t sweep_pass_ = 0;       // full passes done; orphans are looked for when % kOrphanPasses == 0
     FlowEntry* entries_ = nullptr;  // slot_count_ entries, 64-byte aligned
     uint16_t* sigs_ = nullptr;      // slot_count_ signatures; 0 = empty slot
-    // close_later()'s queue: a ring of closing_cap_ items from closing_head_.
-    ClosingItem* closing_ = nullptr;
-    uint32_t closing_cap_ = 0;
-    uint32_t closing_head_ = 0;
-    uint32_t closing_count_ = 0;
+    // The lane close_later() puts an item of this closing timeout in.
+    ClosingLane& closing_lane_for(uint32_t closing_ms);
+    // Pops the head item of a non-empty lane; a chunk it empties goes back to the free list.
+    ClosingItem pop_closing(ClosingLane& lane);
+
+    // close_later()'s lanes, in chunks of closing_chunks_ (closing_chunk_count_ of them;
+    // closing_free_ heads the free ones).
+    ClosingChunk* closing_chunks_ = nullptr;
+    uint32_t closing_chunk_count_ = 0;
+    uint32_t closing_free_ = kNoPeer;
+    uint32_t closing_room_ = 0;
+    uint32_t closing_count_ = 0;  // items in all lanes
+    ClosingLane closing_lanes_[kClosingLanes];
     FlowTableStats stats_;
 };
 

@@ -385,51 +385,110 @@ uint32_t FlowTable::sweep(uint32_t budget, uint32_t now_ms, TimeoutsOf&& timeout
     return removed;
 }
 
-inline void FlowTable::close_later(uint32_t slot, uint32_t due_ms) {
-    if (closing_count_ == closing_cap_) {
+inline ClosingLane& FlowTable::closing_lane_for(uint32_t closing_ms) {
+    constexpr uint32_t kNone = kClosingLanes;
+    uint32_t empty = kNone;
+    uint32_t longer = kNone;  // the shortest timeout above closing_ms
+    uint32_t longest = 0;     // the longest timeout of all (every lane is in use when it is taken)
+    for (uint32_t i = 0; i < kClosingLanes; ++i) {
+        const ClosingLane& lane = closing_lanes_[i];
+        if (lane.closing_ms == closing_ms) return closing_lanes_[i];
+        if (lane.count == 0) {
+            if (empty == kNone) empty = i;
+            continue;
+        }
+        if (lane.closing_ms > closing_ms && (longer == kNone || lane.closing_ms < closing_lanes_[longer].closing_ms))
+            longer = i;
+        if (lane.closing_ms > closing_lanes_[longest].closing_ms) longest = i;
+    }
+    if (empty != kNone) {
+        closing_lanes_[empty].closing_ms = closing_ms;
+        return closing_lanes_[empty];
+    }
+    if (longer != kNone) return closing_lanes_[longer];
+    closing_lanes_[longest].closing_ms = closing_ms;  // it now holds a longer timeout than before
+    return closing_lanes_[longest];
+}
+
+inline void FlowTable::close_later(uint32_t slot, uint32_t due_ms, uint32_t closing_ms) {
+    if (closing_count_ >= closing_room_) {
         ++stats_.closing_overflow;
         return;
     }
-    uint32_t tail = closing_head_ + closing_count_;
-    if (tail >= closing_cap_) tail -= closing_cap_;
-    closing_[tail] = ClosingItem{slot, due_ms};
+    ClosingLane& lane = closing_lane_for(closing_ms);
+    if (lane.count == 0 || lane.tail_pos == ClosingChunk::kItems) {
+        const uint32_t c = closing_free_;
+        if (c == kNoPeer) {  // cannot happen: closing_room_ leaves two chunks a lane to spare
+            ++stats_.closing_overflow;
+            return;
+        }
+        closing_free_ = closing_chunks_[c].next;
+        closing_chunks_[c].next = kNoPeer;
+        if (lane.count == 0) {
+            lane.head = c;
+            lane.head_pos = 0;
+        } else {
+            closing_chunks_[lane.tail].next = c;
+        }
+        lane.tail = c;
+        lane.tail_pos = 0;
+    }
+    closing_chunks_[lane.tail].items[lane.tail_pos++] = ClosingItem{slot, due_ms};
+    ++lane.count;
     ++closing_count_;
+}
+
+inline ClosingItem FlowTable::pop_closing(ClosingLane& lane) {
+    ClosingChunk& head = closing_chunks_[lane.head];
+    const ClosingItem item = head.items[lane.head_pos++];
+    --lane.count;
+    --closing_count_;
+    if (lane.count == 0 || lane.head_pos == ClosingChunk::kItems) {
+        const uint32_t done = lane.head;
+        lane.head = head.next;  // kNoPeer when the lane is now empty
+        lane.head_pos = 0;
+        head.next = closing_free_;
+        closing_free_ = done;
+        if (lane.count == 0) lane.tail = kNoPeer;
+    }
+    return item;
 }
 
 template <typename TimeoutsOf, typename OnExpire>
 uint32_t FlowTable::expire_closed(uint32_t budget, uint32_t now_ms, TimeoutsOf&& timeouts_of, OnExpire&& on_expire) {
     uint32_t removed = 0;
     uint32_t slots[kCloseChunk];
-    while (budget != 0) {
-        // Pop the due items of this chunk and start loading their entries.
-        uint32_t n = 0;
-        while (n < kCloseChunk && n < budget && closing_count_ != 0 &&
-               int32_t(now_ms - closing_[closing_head_].due_ms) >= 0) {
-            slots[n] = closing_[closing_head_].slot;
-            detail::prefetch_read(entries_ + slots[n]);
-            ++n;
-            closing_head_ = closing_head_ + 1 == closing_cap_ ? 0 : closing_head_ + 1;
-            --closing_count_;
-        }
-        if (n == 0) break;
-        budget -= n;
-        // Then the peers (reply entries) of those that will go, then remove.
-        // A free slot's poisoned key tells it is empty without its signature.
-        for (uint32_t i = 0; i < n; ++i) {
-            const FlowEntry& e = entries_[slots[i]];
-            if (e.key.pad == 0 && expired(e.value, now_ms, timeouts_of(e.value.vip_id))) prefetch_slot(e.value.peer);
-        }
-        for (uint32_t i = 0; i < n; ++i) {
-            FlowEntry& e = entries_[slots[i]];
-            if (e.key.pad != 0 || e.value.is_reply) continue;
-            const Timeouts& t = timeouts_of(e.value.vip_id);
-            if (expired(e.value, now_ms, t)) {
-                on_expire(e);
-                remove_with_peer(slots[i]);
-                ++stats_.expired;
-                ++removed;
-            } else if (e.value.state == uint8_t(FlowState::closing)) {
-                close_later(slots[i], e.value.last_seen + t.closing_ms + 1);
+    for (ClosingLane& lane : closing_lanes_) {
+        while (budget != 0) {
+            // Pop the due items of this chunk and start loading their entries.
+            uint32_t n = 0;
+            while (n < kCloseChunk && n < budget && lane.count != 0 &&
+                   int32_t(now_ms - closing_chunks_[lane.head].items[lane.head_pos].due_ms) >= 0) {
+                slots[n] = pop_closing(lane).slot;
+                detail::prefetch_read(entries_ + slots[n]);
+                ++n;
+            }
+            if (n == 0) break;
+            budget -= n;
+            // Then the peers (reply entries) of those that will go, then remove.
+            // A free slot's poisoned key tells it is empty without its signature.
+            for (uint32_t i = 0; i < n; ++i) {
+                const FlowEntry& e = entries_[slots[i]];
+                if (e.key.pad == 0 && expired(e.value, now_ms, timeouts_of(e.value.vip_id)))
+                    prefetch_slot(e.value.peer);
+            }
+            for (uint32_t i = 0; i < n; ++i) {
+                FlowEntry& e = entries_[slots[i]];
+                if (e.key.pad != 0 || e.value.is_reply) continue;
+                const Timeouts& t = timeouts_of(e.value.vip_id);
+                if (expired(e.value, now_ms, t)) {
+                    on_expire(e);
+                    remove_with_peer(slots[i]);
+                    ++stats_.expired;
+                    ++removed;
+                } else if (e.value.state == uint8_t(FlowState::closing)) {
+                    close_later(slots[i], e.value.last_seen + t.closing_ms + 1, t.closing_ms);
+                }
             }
         }
     }

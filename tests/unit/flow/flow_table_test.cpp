@@ -246,10 +246,12 @@ TEST(FlowTable, RejectsTinyCapacityAndSizesMemory) {
     EXPECT_GE(t.slot_count(), 120'000u);
     EXPECT_LT(t.slot_count(), 120'000u + FlowTable::kBucketSlots);
     EXPECT_EQ(t.slot_count() % FlowTable::kBucketSlots, 0u);
-    // Entries and signatures, and the closing queue: an 8-byte item per two entries of capacity.
+    // Entries and signatures, and the closing queue: an 8-byte item per two entries of capacity,
+    // in chunks (8 bytes of each for the link), with two spare chunks a lane.
     const size_t expected = size_t(t.slot_count()) * (sizeof(FlowEntry) + 2) + (100'000 / 2 + 1) * sizeof(ClosingItem);
     EXPECT_GE(t.memory_bytes(), expected);
-    EXPECT_LT(t.memory_bytes(), expected + 4096);
+    EXPECT_LT(t.memory_bytes(), expected + (100'000 / 2 + 1) / ClosingChunk::kItems * 8 +
+                                    (2 * FlowTable::kClosingLanes + 1) * sizeof(ClosingChunk) + 4096);
     EXPECT_EQ(reinterpret_cast<uintptr_t>(&t.entry(0)) % 64, 0u);
 }
 
@@ -705,8 +707,8 @@ TEST(FlowTable, ClosedFlowsLeaveAtTheirDueTimeWithoutASweep) {
     const uint32_t a = insert_pair(t, 1, 1'000, FlowState::closing);
     const uint32_t b = insert_pair(t, 2, 1'010, FlowState::closing);
     const uint32_t live = insert_pair(t, 3, 1'000, FlowState::established);
-    t.close_later(a, 1'000 + to.closing_ms + 1);
-    t.close_later(b, 1'010 + to.closing_ms + 1);
+    t.close_later(a, 1'000 + to.closing_ms + 1, to.closing_ms);
+    t.close_later(b, 1'010 + to.closing_ms + 1, to.closing_ms);
     EXPECT_EQ(t.closing_queued(), 2u);
 
     EXPECT_EQ(t.expire_closed(64, 1'100, timeouts, on_expire), 0u) << "not due";
@@ -733,7 +735,7 @@ TEST(FlowTable, AClosedFlowSeenAgainIsRequeuedAndAReusedSlotIsLeftAlone) {
 
     // Traffic after the close (the other side's RST-ACK) moves the removal on.
     const uint32_t a = insert_pair(t, 1, 1'000, FlowState::closing);
-    t.close_later(a, 1'101);
+    t.close_later(a, 1'101, 100);
     t.entry(a).value.last_seen = 1'050;
     EXPECT_EQ(t.expire_closed(64, 1'101, timeouts, on_expire), 0u);
     EXPECT_TRUE(t.occupied(a));
@@ -745,7 +747,7 @@ TEST(FlowTable, AClosedFlowSeenAgainIsRequeuedAndAReusedSlotIsLeftAlone) {
     // The slot of a closed flow, ended early, now holds a live flow: the
     // item only points at the slot, and the live flow stays.
     const uint32_t b = insert_pair(t, 2, 2'000, FlowState::closing);
-    t.close_later(b, 2'101);
+    t.close_later(b, 2'101, 100);
     t.remove_with_peer(b);
     const uint32_t c = insert_pair(t, 2, 2'050, FlowState::established);  // the same key: the same home slot
     ASSERT_EQ(c, b);
@@ -754,7 +756,7 @@ TEST(FlowTable, AClosedFlowSeenAgainIsRequeuedAndAReusedSlotIsLeftAlone) {
     EXPECT_EQ(t.closing_queued(), 0u) << "not closing: dropped from the queue";
     // An item for an empty slot is dropped too.
     ASSERT_FALSE(t.occupied(a));
-    t.close_later(a, 2'200);
+    t.close_later(a, 2'200, 100);
     EXPECT_EQ(t.expire_closed(64, 2'200, timeouts, on_expire), 0u);
     EXPECT_EQ(t.closing_queued(), 0u);
     EXPECT_EQ(callbacks, 1u);
@@ -762,10 +764,11 @@ TEST(FlowTable, AClosedFlowSeenAgainIsRequeuedAndAReusedSlotIsLeftAlone) {
 
 TEST(FlowTable, ClosingQueueTakesHalfTheCapacityAndCountsOverflow) {
     FlowTable t(1024);  // empty: every item points at an empty slot
-    for (uint32_t i = 0; i < 1024 / 2 + 1; ++i) t.close_later(0, i);
+    for (uint32_t i = 0; i < 1024 / 2 + 1; ++i) t.close_later(0, i, 10'000);
     EXPECT_EQ(t.stats().closing_overflow, 0u);
-    t.close_later(0, 0);
+    t.close_later(0, 0, 10'000);
     EXPECT_EQ(t.stats().closing_overflow, 1u);
+    EXPECT_EQ(t.closing_room(), 513u);
     // Popped in order and with a budget: the ring wraps.
     const Timeouts to;
     auto timeouts = [&](uint16_t) -> const Timeouts& { return to; };
@@ -775,18 +778,79 @@ TEST(FlowTable, ClosingQueueTakesHalfTheCapacityAndCountsOverflow) {
     EXPECT_EQ(t.closing_queued(), 503u) << "budget 10";
     t.expire_closed(1'000, 99, timeouts, none);
     EXPECT_EQ(t.closing_queued(), 513u - 100u) << "due 0..99 gone";
-    for (uint32_t i = 0; i < 100; ++i) t.close_later(0, 1'000);
+    for (uint32_t i = 0; i < 100; ++i) t.close_later(0, 1'000, 10'000);
     EXPECT_EQ(t.stats().closing_overflow, 1u);
     t.expire_closed(1'000, 1'000, timeouts, none);
     EXPECT_EQ(t.closing_queued(), 0u);
 
     // Without a queue (benchmarks compare): every close overflows, the sweep takes them.
     FlowTable q(1024, false);
-    q.close_later(0, 0);
+    q.close_later(0, 0, 10'000);
     EXPECT_EQ(q.stats().closing_overflow, 1u);
     EXPECT_EQ(q.closing_queued(), 0u);
     EXPECT_EQ(q.expire_closed(64, 100, timeouts, none), 0u);
     EXPECT_LT(q.memory_bytes(), t.memory_bytes());
+}
+
+// VIPs with different closing timeouts: each timeout has its own lane, so a
+// flow closed with a short timeout leaves on time even behind one with a
+// long timeout (with one FIFO it waited for the long one's due time).
+TEST(FlowTable, AShortClosingTimeoutDoesNotWaitBehindALongOne) {
+    FlowTable t(1024);
+    Timeouts long_to, short_to;
+    long_to.closing_ms = 10'000;
+    short_to.closing_ms = 100;
+    auto timeouts = [&](uint16_t vip) -> const Timeouts& { return vip == 1 ? long_to : short_to; };
+    auto none = [](const FlowEntry&) {};
+    const uint32_t slow = insert_pair(t, 1, 1'000, FlowState::closing);
+    t.entry(slow).value.vip_id = 1;
+    const uint32_t fast = insert_pair(t, 2, 1'000, FlowState::closing);
+    t.entry(fast).value.vip_id = 2;
+    t.close_later(slow, 1'000 + 10'000 + 1, 10'000);
+    t.close_later(fast, 1'000 + 100 + 1, 100);
+    EXPECT_EQ(t.expire_closed(64, 1'101, timeouts, none), 1u);
+    EXPECT_FALSE(t.occupied(fast));
+    EXPECT_TRUE(t.occupied(slow));
+    EXPECT_EQ(t.closing_queued(), 1u);
+    EXPECT_EQ(t.expire_closed(64, 11'001, timeouts, none), 1u);
+    EXPECT_EQ(t.closing_queued(), 0u);
+}
+
+// More distinct timeouts than lanes: an item goes to the lane of the shortest
+// longer timeout (late by at most the difference), or, longer than all, to
+// the longest lane. Nothing is lost, every item leaves by its lane's due
+// times, and the lanes' chunks come back: a second round fits again.
+TEST(FlowTable, MoreClosingTimeoutsThanLanesStillLeaveInTime) {
+    FlowTable t(4096);
+    std::vector<Timeouts> per_vip(8);
+    for (uint32_t v = 0; v < 8; ++v) per_vip[v].closing_ms = 100 * (v + 1);  // 100 .. 800
+    auto timeouts = [&](uint16_t vip) -> const Timeouts& { return per_vip[vip]; };
+    std::vector<uint32_t> gone_at(1'000, 0);
+    uint32_t now = 1'000;
+    auto on_expire = [&](const FlowEntry& e) { gone_at[e.value.backend_id] = now; };
+    for (int round = 0; round < 2; ++round) {
+        std::vector<std::pair<uint32_t, uint32_t>> flows;  // (backend id, due)
+        const uint32_t start = now;
+        for (uint32_t i = 0; i < 800; ++i) {
+            const uint32_t vip = (i * 5 + round) % 8;  // timeouts in a mixed order
+            const uint32_t id = i + 1;
+            const uint32_t f = insert_pair(t, id, start, FlowState::closing);
+            ASSERT_NE(f, kNoPeer);
+            t.entry(f).value.vip_id = uint16_t(vip);
+            t.close_later(f, start + per_vip[vip].closing_ms + 1, per_vip[vip].closing_ms);
+            flows.emplace_back(id, start + per_vip[vip].closing_ms + 1);
+        }
+        EXPECT_EQ(t.stats().closing_overflow, 0u);
+        for (; t.closing_queued() != 0 && now < start + 2'000; ++now) t.expire_closed(1'000, now, timeouts, on_expire);
+        EXPECT_EQ(t.closing_queued(), 0u);
+        EXPECT_EQ(t.size(), 0u);
+        for (const auto& [id, due] : flows) {
+            EXPECT_GE(gone_at[id], due) << id;
+            EXPECT_LE(gone_at[id], start + 801) << id << ": later than the longest timeout";
+        }
+        // The four shortest timeouts had lanes of their own at the start: on time exactly.
+        EXPECT_EQ(gone_at[flows[round == 0 ? 0 : 3].first], flows[round == 0 ? 0 : 3].second);
+    }
 }
 
 TEST(FlowTable, TupleReusedAfterClose) {
