@@ -90,7 +90,11 @@ private:
                      bool handed_off);
     bool reply_flow(rte_mbuf* m, const packet::Parsed& p, uint32_t slot);
     void to_exception(rte_mbuf* m, const PortInfo& port);
+    // A VIP packet's path is inline in process_burst (forward_vip, send, transmit, and
+    // Steering::to_backend's hit path); what is rare is not (hold_for_neighbour, ...).
     void send(rte_mbuf* m, uint16_t port_id, uint32_t nexthop_ip);
+    // No MAC for the next hop yet: ask the control thread to resolve it and hold the packet.
+    void hold_for_neighbour(rte_mbuf* m, uint16_t port_id, uint32_t nexthop_ip);
     void send_to_client(rte_mbuf* m, uint32_t client_ip);
     void handoff(rte_mbuf* m, uint32_t owner);
     void drop(rte_mbuf* m, Drop why) {
@@ -148,9 +152,13 @@ void Worker::control_msg(ControlMsg::Kind kind, uint16_t port, uint32_t ip, cons
     rte_ring_enqueue_elem(w_.to_control, &msg, sizeof msg);  // full: the control thread will ask again
 }
 
-void Worker::send(rte_mbuf* m, uint16_t port_id, uint32_t nexthop_ip) {
+__rte_always_inline void Worker::send(rte_mbuf* m, uint16_t port_id, uint32_t nexthop_ip) {
     const uint64_t mac = dp_.neighbours().lookup_word(nexthop_ip);
     if (likely(mac != 0)) return transmit(m, port_id, mac);
+    hold_for_neighbour(m, port_id, nexthop_ip);
+}
+
+__rte_noinline void Worker::hold_for_neighbour(rte_mbuf* m, uint16_t port_id, uint32_t nexthop_ip) {
     control_msg(ControlMsg::resolve, port_id, nexthop_ip, nullptr);
     if (n_pending_ == kPendingMax) return drop(m, Drop::no_neighbour);
     pending_[n_pending_++] = Pending{m, nexthop_ip, now_ms_ + kPendingHoldMs, port_id};
@@ -170,7 +178,7 @@ void Worker::retry_pending() {
     n_pending_ = kept;
 }
 
-void Worker::transmit(rte_mbuf* m, uint16_t port_id, uint64_t mac_word) {
+__rte_always_inline void Worker::transmit(rte_mbuf* m, uint16_t port_id, uint64_t mac_word) {
     static_assert(std::endian::native == std::endian::little, "PackedMac keeps byte i in bits 8i..8i+7");
     const PortInfo& port = dp_.ports()[port_index_[port_id]];
     auto* eth = rte_pktmbuf_mtod(m, uint8_t*);
@@ -256,8 +264,8 @@ SteeringParts Worker::steering_parts(Dataplane& dp, WorkerContext& w) {
     return x;
 }
 
-void Worker::forward_vip(rte_mbuf* m, const packet::Parsed& p, uint32_t hash, uint32_t hint, uint32_t vip_id,
-                         bool handed_off) {
+__rte_always_inline void Worker::forward_vip(rte_mbuf* m, const packet::Parsed& p, uint32_t hash, uint32_t hint,
+                                             uint32_t vip_id, bool handed_off) {
     const VipEntry& vip = snap_->vips[vip_id];
     if (vip.mode == ForwardMode::dnat && n_workers_ > 1 && !handed_off) {
         uint32_t owner = owner_of_client(p.src_ip, p.src_port);
@@ -359,7 +367,9 @@ void Worker::process(rte_mbuf* m, uint16_t in_port, bool handed_off, const Prepa
 // fetching the entry whose signature matches; then process every packet.
 // Each pass's loads overlap the work on the other packets instead of
 // stalling in turn, and a key at home (most) costs one cache line.
-void Worker::process_burst(rte_mbuf** pkts, uint16_t n, uint16_t in_port) {
+// Not inlined into run(): one call a burst, and the function
+// scripts/ferryd-instructions.sh has callgrind count.
+__rte_noinline void Worker::process_burst(rte_mbuf** pkts, uint16_t n, uint16_t in_port) {
     for (uint16_t i = 0; i < n && i < 4; ++i) rte_prefetch0(rte_pktmbuf_mtod(pkts[i], void*));
     for (uint16_t i = 0; i < n; ++i) {
         if (i + 4 < n) rte_prefetch0(rte_pktmbuf_mtod(pkts[i + 4], void*));

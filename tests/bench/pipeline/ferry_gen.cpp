@@ -3,7 +3,7 @@
 //
 //   ferry-gen [EAL options] -- --vip 10.77.1.100 --vport 80 --flows 100000
 //             [--new-pct 10] [--duration 5] [--burst 32] [--dst-mac MAC] [--my-ip 10.77.1.2]
-//             [--hold-until FILE]
+//             [--hold-until FILE] [--wait-scale N]
 //
 // Port 0 is the "client" side: it sends TCP segments of K distinct flows
 // (source address/port vary) to the VIP, with the load balancer's MAC as
@@ -34,6 +34,10 @@
 // that sees its client leave unmaps the shared region while its data thread
 // may still be polling it (DPDK 22.11's memif PMD); a zero-copy client's exit
 // could crash the forwarder that way.
+//
+// --wait-scale N multiplies the waits for the links and for the warm-up's
+// replies by N: for a forwarder that runs tens of times slower than usual
+// (ferryd under callgrind, scripts/ferryd-instructions.sh).
 #include <rte_arp.h>
 #include <rte_cycles.h>
 #include <rte_eal.h>
@@ -79,6 +83,7 @@ struct Options {
     uint32_t my_ip = 0x0a4d0102;  // 10.77.1.2
     bool no_warm = false;
     const char* hold_until = nullptr;  // a file: keep the links up until it exists
+    uint32_t wait_scale = 1;           // waits (links up, warm-up replies) x this: a forwarder under valgrind
 };
 
 struct Counters {
@@ -334,9 +339,9 @@ struct Gen {
                 }
                 send_all(pkts, n);
                 poll_rx();
-                if (i == std::min<uint32_t>(48, o.flows)) wait_quiet(300, 3000);
+                if (i == std::min<uint32_t>(48, o.flows)) wait_quiet(300 * o.wait_scale, 3000 * o.wait_scale);
             }
-            wait_quiet(300, 10000);
+            wait_quiet(300 * o.wait_scale, 10000 * o.wait_scale);
             double secs = double(rte_get_tsc_cycles() - t0) / double(hz);
             std::printf("warm: %lu SYN sent, %lu came out (%.2f s)\n", (unsigned long)c.tx, (unsigned long)c.rx_fwd,
                         secs);
@@ -392,17 +397,13 @@ bool parse_ip(const char* s, uint32_t& out) {
 }
 
 int parse_args(int argc, char** argv, Options& o) {
-    static const option longopts[] = {{"vip", required_argument, nullptr, 'v'},
-                                      {"vport", required_argument, nullptr, 'p'},
-                                      {"flows", required_argument, nullptr, 'f'},
-                                      {"new-pct", required_argument, nullptr, 'n'},
-                                      {"duration", required_argument, nullptr, 'd'},
-                                      {"burst", required_argument, nullptr, 'b'},
-                                      {"dst-mac", required_argument, nullptr, 'm'},
-                                      {"my-ip", required_argument, nullptr, 'i'},
-                                      {"no-warm", no_argument, nullptr, 'W'},
-                                      {"hold-until", required_argument, nullptr, 'H'},
-                                      {nullptr, 0, nullptr, 0}};
+    static const option longopts[] = {
+        {"vip", required_argument, nullptr, 'v'},        {"vport", required_argument, nullptr, 'p'},
+        {"flows", required_argument, nullptr, 'f'},      {"new-pct", required_argument, nullptr, 'n'},
+        {"duration", required_argument, nullptr, 'd'},   {"burst", required_argument, nullptr, 'b'},
+        {"dst-mac", required_argument, nullptr, 'm'},    {"my-ip", required_argument, nullptr, 'i'},
+        {"no-warm", no_argument, nullptr, 'W'},          {"hold-until", required_argument, nullptr, 'H'},
+        {"wait-scale", required_argument, nullptr, 'S'}, {nullptr, 0, nullptr, 0}};
     int c;
     optind = 1;
     while ((c = getopt_long(argc, argv, "", longopts, nullptr)) != -1) {
@@ -420,10 +421,12 @@ int parse_args(int argc, char** argv, Options& o) {
             case 'i': if (!parse_ip(optarg, o.my_ip)) return -1; break;
             case 'W': o.no_warm = true; break;
             case 'H': o.hold_until = optarg; break;
+            case 'S': o.wait_scale = uint32_t(std::strtoul(optarg, nullptr, 0)); break;
             default: return -1;
         }
     }
-    if (o.vip == 0 || o.flows == 0 || o.burst < 2 || o.burst > kMaxBurst || o.new_pct > 50 || o.duration <= 0)
+    if (o.vip == 0 || o.flows == 0 || o.wait_scale == 0 || o.wait_scale > 100 || o.burst < 2 || o.burst > kMaxBurst ||
+        o.new_pct > 50 || o.duration <= 0)
         return -1;
     return 0;
 }
@@ -452,7 +455,8 @@ int main(int argc, char** argv) {
     if (parse_args(argc - n, argv + n, g.o) != 0) {
         std::fprintf(stderr,
                      "usage: ferry-gen [EAL] -- --vip IP [--vport 80] [--flows K] [--new-pct P (<=50)] "
-                     "[--duration S] [--burst N] [--dst-mac MAC] [--my-ip IP] [--no-warm] [--hold-until FILE]\n");
+                     "[--duration S] [--burst N] [--dst-mac MAC] [--my-ip IP] [--no-warm] [--hold-until FILE] "
+                     "[--wait-scale N]\n");
         rte_eal_cleanup();
         return 2;
     }
@@ -471,7 +475,7 @@ int main(int argc, char** argv) {
             rte_eth_macaddr_get(kClientPort, &g.mac[kClientPort]);
             rte_eth_macaddr_get(kBackendPort, &g.mac[kBackendPort]);
             // Wait for both links (memif: the peer connected).
-            uint64_t deadline = rte_get_tsc_cycles() + 10 * rte_get_tsc_hz();
+            uint64_t deadline = rte_get_tsc_cycles() + 10 * g.o.wait_scale * rte_get_tsc_hz();
             bool up = false;
             while (!up && rte_get_tsc_cycles() < deadline && !g_stop.load()) {
                 rte_eth_link l0{}, l1{};
@@ -481,7 +485,7 @@ int main(int argc, char** argv) {
                 if (!up) rte_delay_ms(10);
             }
             if (!up) {
-                std::fprintf(stderr, "ferry-gen: links not up after 10 s\n");
+                std::fprintf(stderr, "ferry-gen: links not up after %u s\n", 10 * g.o.wait_scale);
                 rc = 1;
             } else {
                 rc = g.run();

@@ -1,0 +1,153 @@
+#!/usr/bin/env bash
+# Instructions per packet of ferryd itself, counted by callgrind: ferryd (the
+# release build, one worker) runs under valgrind between two memif links and
+# ferry-gen feeds it, as in scripts/bench.sh's pipeline. Callgrind counts only
+# Worker::process_burst and what it calls: parsing, the flow lookups and
+# prefetches, the decision, the rewrite, the next hop and the TX buffer (not
+# the PMD's receive and send, nor the loop's housekeeping). Per packet =
+# those instructions / the packets ferryd received (its rx_packets, the
+# warm-up's one SYN per flow included).
+#
+#   sudo scripts/ferryd-instructions.sh                      # 1k flows, mixes A and B, nat
+#   sudo scripts/ferryd-instructions.sh --flows "1000 100000" --mixes A --modes "nat dnat" --duration 10
+#
+# Where scripts/instructions.sh counts the decision code in a micro-benchmark,
+# this counts the daemon as it runs (its inlining, counters and TX buffering).
+# Under valgrind ferryd forwards ~0.2 Mpps, so ferry-gen waits 20x longer for
+# links and warm-up replies (--wait-scale). Threads are scheduled fairly
+# (--fair-sched=yes): otherwise the busy worker starves the control thread
+# and next hops are not resolved. About a minute a point; needs root (DPDK),
+# valgrind (installed with apt-get if missing).
+#
+# Environment: BUILD (default build-release, configured with
+# --buildtype=release -Db_lto=true if missing); FERRYD, FERRYCTL, FERRY_GEN
+# (binaries, default from BUILD: to count another build of ferryd).
+set -euo pipefail
+
+REPO="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+BUILD="${BUILD:-$REPO/build-release}"
+FLOWS="1000" MIXES="A B" MODES="nat" DURATION=8
+
+die() { printf 'ferryd-instructions.sh: %s\n' "$*" >&2; exit 1; }
+while [[ $# -gt 0 ]]; do
+  case $1 in
+    --flows) FLOWS=$2; shift 2 ;;
+    --mixes) MIXES=$2; shift 2 ;;
+    --modes) MODES=$2; shift 2 ;;
+    --duration) DURATION=$2; shift 2 ;;
+    -h|--help) sed -n '2,25p' "$0"; exit 0 ;;
+    *) die "unknown option $1 (see --help)" ;;
+  esac
+done
+[[ $EUID -eq 0 ]] || die "run as root (DPDK)"
+if ! command -v valgrind >/dev/null; then
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -q valgrind >/dev/null
+fi
+if [[ ! -d $BUILD ]]; then
+  meson setup "$BUILD" "$REPO" --buildtype=release -Db_lto=true -Dwerror=false >/dev/null
+fi
+ninja -C "$BUILD" src/ferryd/ferryd src/ferryctl/ferryctl tests/bench/pipeline/ferry-gen >/dev/null
+FERRYD="${FERRYD:-$BUILD/src/ferryd/ferryd}" FERRYCTL="${FERRYCTL:-$BUILD/src/ferryctl/ferryctl}"
+GEN="${FERRY_GEN:-$BUILD/tests/bench/pipeline/ferry-gen}"
+[[ $(nm -C "$FERRYD" | grep -c "Worker::process_burst") -gt 0 ]] || die "$FERRYD has no Worker::process_burst symbol to count"
+
+TMP=$(mktemp -d /tmp/ferry-finstr.XXXXXX)
+PIDS=()
+cleanup() {
+  local p
+  for p in "${PIDS[@]}"; do kill -KILL "$p" 2>/dev/null || true; done
+  rm -rf "$TMP" "/var/run/dpdk/ffi$$-lb" "/var/run/dpdk/ffi$$-gen"
+}
+trap cleanup EXIT
+
+# bench.sh's config, but tcp_syn 300 s: the generator's flows never see a
+# SYN-ACK, and under valgrind its slow warm-up leaves the first flows idle for
+# more than bench.sh's 10 s before the measured part.
+write_config() {  # FILE MODE FLOWS CAPACITY
+  local backends="" i
+  for i in $(seq 0 31); do
+    backends+="      { address = \"10.77.2.$(( 11 + i ))\"; port = 8000; weight = 100; }"
+    (( i < 31 )) && backends+=","
+    backends+=$'\n'
+  done
+  cat > "$1" <<EOF
+ports = (
+  { name = "client"; device = "net_memif0"; devargs = "net_memif0,role=server,socket=$TMP/client.sock,id=0";
+    address = "10.77.1.1/24"; mtu = 1500; exception_path = false; },
+  { name = "backend"; device = "net_memif1"; devargs = "net_memif1,role=server,socket=$TMP/backend.sock,id=0";
+    address = "10.77.2.1/24"; mtu = 1500; exception_path = false; }
+);
+workers = { burst_size = 32; flow_capacity = $4; rx_descriptors = 1024;
+            tx_descriptors = 1024; mbufs = 16383; idle_sleep_us = 0; };
+control = { socket = "$TMP/ferryd.sock"; metrics_listen = ""; };
+vips = (
+  { name = "bench"; address = "10.77.1.100"; port = 80; protocol = "tcp"; mode = "$2";
+    scheduler = "maglev"; hash = "5-tuple"; table_size = 65537;
+    timeouts = { tcp_syn = 300; tcp_established = 900; tcp_closing = 1; udp = 30; };
+    health = { type = "none"; };
+    backends = (
+$backends    );
+  }
+);
+EOF
+}
+
+# One point: prints its table row.
+run_point() {  # MODE FLOWS MIX
+  local mode=$1 k=$2 mix=$3 pct=0 i fpid gpid
+  [[ $mix == B ]] && pct=10
+  # bench.sh's capacity: 2 entries a flow, room for mix B's closed flows, 25% headroom.
+  local closed=0 cap
+  [[ $mix == B ]] && closed=1000000
+  cap=$(( 2 * (k + closed) * 5 / 4 ))
+  (( cap < 65536 )) && cap=65536
+  write_config "$TMP/ferry.conf" "$mode" "$k" "$cap"
+  rm -f "$TMP"/*.sock "$TMP/cg.out" "$TMP/release"
+  setsid valgrind --tool=callgrind --fair-sched=yes --callgrind-out-file="$TMP/cg.out" \
+    --toggle-collect='*Worker::process_burst*' "$FERRYD" --lcores 0@0,1@1 --file-prefix "ffi$$-lb" \
+    --no-pci --no-huge -m 1024 -- -c "$TMP/ferry.conf" >"$TMP/ferryd.log" 2>&1 &
+  fpid=$!
+  PIDS+=("$fpid")
+  for i in $(seq 1 600); do
+    grep -q "ferryd ready" "$TMP/ferryd.log" && break
+    kill -0 "$fpid" 2>/dev/null || { tail -n 20 "$TMP/ferryd.log" >&2; die "ferryd exited"; }
+    sleep 0.5
+  done
+  grep -q "ferryd ready" "$TMP/ferryd.log" || die "ferryd not ready after 300 s"
+  setsid timeout $(( DURATION + 900 )) "$GEN" --lcores 0@0 --file-prefix "ffi$$-gen" --no-pci --no-huge -m 1024 \
+    --vdev "net_memif0,role=client,socket=$TMP/client.sock,id=0" \
+    --vdev "net_memif1,role=client,socket=$TMP/backend.sock,id=0" --log-level=lib.eal:error \
+    -- --vip 10.77.1.100 --vport 80 --flows "$k" --new-pct "$pct" --duration "$DURATION" \
+    --hold-until "$TMP/release" --wait-scale 20 >"$TMP/gen.out" 2>&1 &
+  gpid=$!
+  PIDS+=("$gpid")
+  while kill -0 "$gpid" 2>/dev/null && ! grep -q '^RESULT' "$TMP/gen.out"; do sleep 0.5; done
+  grep -q '^RESULT' "$TMP/gen.out" || { tail -n 5 "$TMP/gen.out" >&2; die "ferry-gen gave no result"; }
+  "$FERRYCTL" --socket "$TMP/ferryd.sock" --json stats >"$TMP/stats.json" || die "ferryctl stats failed"
+  kill -INT "$fpid"
+  for i in $(seq 1 600); do kill -0 "$fpid" 2>/dev/null || break; sleep 0.5; done
+  kill -0 "$fpid" 2>/dev/null && die "ferryd did not stop within 300 s"
+  touch "$TMP/release"
+  wait "$gpid" 2>/dev/null || true
+  /usr/bin/python3 - "$TMP/cg.out" "$TMP/stats.json" "$TMP/gen.out" "$mode" "$k" "$mix" <<'EOF'
+import json, sys
+cg, stats, gen, mode, k, mix = sys.argv[1:]
+ir = next(int(l.split()[1]) for l in open(cg) if l.startswith("totals:"))
+d = json.load(open(stats))
+w = d["workers"][0]
+res = next(l for l in open(gen) if l.startswith("RESULT"))
+fields = dict(kv.split("=", 1) for kv in res.split()[1:])
+drops = ",".join(f"{r}={n}" for r, n in d["drops"].items() if n) or "0"
+print(f"| {mode} | {k} | {mix} | {ir / w['rx_packets']:.0f} | {w['rx_packets']} | {fields['forwarded']} | {drops} |")
+EOF
+}
+
+echo "commit $(git -C "$REPO" rev-parse --short HEAD 2>/dev/null || echo '?'), $FERRYD, $(valgrind --version)," \
+     "$DURATION s a point"
+echo "| mode | flows | mix | instructions per packet | packets received | forwarded (measured part) | drops |"
+echo "|---|---|---|---|---|---|---|"
+for mode in $MODES; do
+  for k in $FLOWS; do
+    for mix in $MIXES; do run_point "$mode" "$k" "$mix"; done
+  done
+done
