@@ -5,8 +5,8 @@
 # Worker::process_burst and what it calls: parsing, the flow lookups and
 # prefetches, the decision, the rewrite, the next hop and the TX buffer (not
 # the PMD's receive and send, nor the loop's housekeeping). Per packet =
-# those instructions / the packets ferryd received (its rx_packets, the
-# warm-up's one SYN per flow included).
+# those instructions / the packets ferryd received, both from the end of the
+# generator's warm-up (one SYN per flow) to the end of its run.
 #
 #   sudo scripts/ferryd-instructions.sh                      # 1k flows, mixes A and B, nat
 #   sudo scripts/ferryd-instructions.sh --flows "1000 100000" --mixes A --modes "nat dnat" --duration 10
@@ -26,7 +26,7 @@ set -euo pipefail
 
 REPO="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 BUILD="${BUILD:-$REPO/build-release}"
-FLOWS="1000" MIXES="A B" MODES="nat" DURATION=8
+FLOWS="1000" MIXES="A B" MODES="nat" DURATION=15
 
 die() { printf 'ferryd-instructions.sh: %s\n' "$*" >&2; exit 1; }
 while [[ $# -gt 0 ]]; do
@@ -102,7 +102,7 @@ run_point() {  # MODE FLOWS MIX
   cap=$(( 2 * (k + closed) * 5 / 4 ))
   (( cap < 65536 )) && cap=65536
   write_config "$TMP/ferry.conf" "$mode" "$k" "$cap"
-  rm -f "$TMP"/*.sock "$TMP/cg.out" "$TMP/release"
+  rm -f "$TMP"/*.sock "$TMP"/cg.out* "$TMP/release"
   setsid valgrind --tool=callgrind --fair-sched=yes --callgrind-out-file="$TMP/cg.out" \
     --toggle-collect='*Worker::process_burst*' "$FERRYD" --lcores 0@0,1@1 --file-prefix "ffi$$-lb" \
     --no-pci --no-huge -m 1024 -- -c "$TMP/ferry.conf" >"$TMP/ferryd.log" 2>&1 &
@@ -121,6 +121,15 @@ run_point() {  # MODE FLOWS MIX
     --hold-until "$TMP/release" --wait-scale 20 >"$TMP/gen.out" 2>&1 &
   gpid=$!
   PIDS+=("$gpid")
+  # The warm-up (one SYN per flow, each opening a flow) is left out: when it
+  # ends, the counts start again from zero (callgrind_control), and the
+  # packets received are counted from then (the mean of ferryd's counter just
+  # before and just after, a few ms apart).
+  while kill -0 "$gpid" 2>/dev/null && ! grep -q '^WARM' "$TMP/gen.out"; do sleep 0.2; done
+  grep -q '^WARM' "$TMP/gen.out" || { tail -n 5 "$TMP/gen.out" >&2; die "ferry-gen did not warm up"; }
+  "$FERRYCTL" --socket "$TMP/ferryd.sock" --json stats >"$TMP/stats0.json" || die "ferryctl stats failed"
+  callgrind_control --zero "$fpid" >/dev/null 2>&1 || die "callgrind_control --zero failed"
+  "$FERRYCTL" --socket "$TMP/ferryd.sock" --json stats >"$TMP/stats1.json" || die "ferryctl stats failed"
   while kill -0 "$gpid" 2>/dev/null && ! grep -q '^RESULT' "$TMP/gen.out"; do sleep 0.5; done
   grep -q '^RESULT' "$TMP/gen.out" || { tail -n 5 "$TMP/gen.out" >&2; die "ferry-gen gave no result"; }
   "$FERRYCTL" --socket "$TMP/ferryd.sock" --json stats >"$TMP/stats.json" || die "ferryctl stats failed"
@@ -129,23 +138,24 @@ run_point() {  # MODE FLOWS MIX
   kill -0 "$fpid" 2>/dev/null && die "ferryd did not stop within 300 s"
   touch "$TMP/release"
   wait "$gpid" 2>/dev/null || true
-  /usr/bin/python3 - "$TMP/cg.out" "$TMP/stats.json" "$TMP/gen.out" "$mode" "$k" "$mix" <<'EOF'
-import json, sys
-cg, stats, gen, mode, k, mix = sys.argv[1:]
-ir = next(int(l.split()[1]) for l in open(cg) if l.startswith("totals:"))
-d = json.load(open(stats))
-w = d["workers"][0]
-res = next(l for l in open(gen) if l.startswith("RESULT"))
-fields = dict(kv.split("=", 1) for kv in res.split()[1:])
+  /usr/bin/python3 - "$TMP" "$mode" "$k" "$mix" <<'EOF'
+import glob, json, sys
+tmp, mode, k, mix = sys.argv[1:]
+# The dump at exit holds what was counted since the zeroing.
+ir = sum(int(l.split()[1]) for f in glob.glob(f"{tmp}/cg.out*") for l in open(f) if l.startswith("totals:"))
+rx = lambda name: json.load(open(f"{tmp}/{name}"))["workers"][0]["rx_packets"]
+d = json.load(open(f"{tmp}/stats.json"))
+packets = rx("stats.json") - (rx("stats0.json") + rx("stats1.json")) / 2
 drops = ",".join(f"{r}={n}" for r, n in d["drops"].items() if n) or "0"
-print(f"| {mode} | {k} | {mix} | {ir / w['rx_packets']:.0f} | {w['rx_packets']} | {fields['forwarded']} | {drops} |")
+span = (rx("stats1.json") - rx("stats0.json")) / 2  # when in between the zeroing came is not known
+print(f"| {mode} | {k} | {mix} | {ir / packets:.0f} (+-{ir / packets * span / packets:.0f}) | {packets:.0f} | {drops} |")
 EOF
 }
 
 echo "commit $(git -C "$REPO" rev-parse --short HEAD 2>/dev/null || echo '?'), $FERRYD, $(valgrind --version)," \
      "$DURATION s a point"
-echo "| mode | flows | mix | instructions per packet | packets received | forwarded (measured part) | drops |"
-echo "|---|---|---|---|---|---|---|"
+echo "| mode | flows | mix | instructions per packet | packets counted | ferryd's drops |"
+echo "|---|---|---|---|---|---|"
 for mode in $MODES; do
   for k in $FLOWS; do
     for mix in $MIXES; do run_point "$mode" "$k" "$mix"; done
