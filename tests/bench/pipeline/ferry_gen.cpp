@@ -30,7 +30,7 @@
 // One line per second, then a RESULT line with key=value pairs for scripts.
 //
 // With --hold-until FILE the links stay up, idle, after RESULT until FILE
-// exists (at most 60 s): the script stops the forwarder first. A memif server
+// exists (at most 60 s, x --wait-scale): the script stops the forwarder first. A memif server
 // that sees its client leave unmaps the shared region while its data thread
 // may still be polling it (DPDK 22.11's memif PMD); a zero-copy client's exit
 // could crash the forwarder that way.
@@ -491,7 +491,7 @@ int main(int argc, char** argv) {
                 rc = g.run();
             }
             // Idle (no polling) until the forwarder has gone; see the top.
-            for (int i = 0; g.o.hold_until != nullptr && i < 6000 && !g_stop.load(); ++i) {
+            for (uint32_t i = 0; g.o.hold_until != nullptr && i < 6000 * g.o.wait_scale && !g_stop.load(); ++i) {
                 if (access(g.o.hold_until, F_OK) == 0) break;
                 usleep(10'000);
             }
