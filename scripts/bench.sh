@@ -67,7 +67,8 @@ NO_HUGE=0
 CEILING=1
 REPEAT=3
 NEW_PCT=10
-BACKENDS=32   # a fleet's size; full NAT holds up to 64,512 flows per backend per worker
+# shellcheck source=scripts/pipeline-config.sh
+source "$REPO/scripts/pipeline-config.sh"
 PLACEMENT=split
 PEERS=""
 IDLE_SLEEP_US=0
@@ -142,39 +143,6 @@ setup_memory() {
   else
     EAL_MEM=(--huge-unlink)
   fi
-}
-
-# write_config FILE MODE CAPACITY
-write_config() {
-  local backends="" i
-  for i in $(seq 0 $(( BACKENDS - 1 ))); do
-    backends+="      { address = \"10.77.2.$(( 11 + i ))\"; port = 8000; weight = 100; }"
-    (( i < BACKENDS - 1 )) && backends+=","
-    backends+=$'\n'
-  done
-  cat > "$1" <<EOF
-# Written by scripts/bench.sh: the demo's VIP with $BACKENDS backends, memif ports, no exception path.
-ports = (
-  { name = "client"; device = "net_memif0";
-    devargs = "net_memif0,role=server,socket=$TMP/client.sock,id=0";
-    address = "10.77.1.1/24"; mtu = 1500; exception_path = false; },
-  { name = "backend"; device = "net_memif1";
-    devargs = "net_memif1,role=server,socket=$TMP/backend.sock,id=0";
-    address = "10.77.2.1/24"; mtu = 1500; exception_path = false; }
-);
-workers = { burst_size = 32; flow_capacity = $3; rx_descriptors = 1024; tx_descriptors = 1024;
-            mbufs = 16383; idle_sleep_us = 0; };
-control = { socket = "$TMP/ferryd.sock"; metrics_listen = ""; };
-vips = (
-  { name = "bench"; address = "10.77.1.100"; port = 80; protocol = "tcp"; mode = "$2";
-    scheduler = "maglev"; hash = "5-tuple"; table_size = 65537;
-    timeouts = { tcp_syn = 10; tcp_established = 900; tcp_closing = 1; udp = 30; };
-    health = { type = "none"; };
-    backends = (
-$backends    );
-  }
-);
-EOF
 }
 
 FERRYD_PID=""
@@ -268,14 +236,6 @@ drops = ",".join(f"{k}={v}" for k, v in d.items() if isinstance(v, int) and v) o
 print(drops, sum(w.get("flow_entries", 0) for w in r.get("workers", [])))' 2>/dev/null || echo "? ?"
 }
 
-capacity_for() {  # 2 entries per full-NAT flow, room for closing flows in mix B, 25% headroom
-  local k=$1 mix=$2 extra=0
-  [[ $mix == B ]] && extra=1000000
-  local c=$(( (2 * (k + extra)) * 5 / 4 ))
-  (( c < 65536 )) && c=65536
-  echo "$c"
-}
-
 pct_of() { [[ $1 == B ]] && echo "$NEW_PCT" || echo 0; }
 
 # record NAME K MIX GEN_OUTPUT CAPACITY RSS DROPS FWD_CPU LOAD_BEFORE FLOW_ENTRIES
@@ -322,8 +282,8 @@ pipeline() {
           record testpmd-io "$k" "$mix" "$out" - - - "$cpu" "$l0" -
         fi
         for mode in $MODES; do
-          cap=$(capacity_for "$k" "$mix")
-          write_config "$TMP/ferry.conf" "$mode" "$cap"
+          cap=$(pipeline_capacity "$k" "$mix")
+          pipeline_config "$TMP/ferry.conf" "$mode" "$cap" "$TMP"
           start_ferryd "$TMP/ferry.conf" "$TMP/ferryd.log"
           task=$(thread_of "$FERRYD_PID" rte-worker-1)
           l0=$(load); t0=$(now_ticks); w0=$(ticks_of "$task")
@@ -397,7 +357,7 @@ memory() {
   echo "| flow_capacity | VmRSS MiB | HugetlbPages MiB | RSS above capacity 65536, bytes per flow entry | load |"
   echo "|---|---|---|---|---|"
   for cap in 65536 1048576 8388608; do
-    write_config "$TMP/ferry.conf" nat "$cap"
+    pipeline_config "$TMP/ferry.conf" nat "$cap" "$TMP"
     start_ferryd "$TMP/ferry.conf" "$TMP/ferryd-mem.log"
     sleep 1
     rss=$(rss_kib "$FERRYD_PID"); hp=$(hugetlb_kib "$FERRYD_PID")

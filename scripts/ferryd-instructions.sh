@@ -25,6 +25,8 @@
 set -euo pipefail
 
 REPO="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+# shellcheck source=scripts/pipeline-config.sh
+source "$REPO/scripts/pipeline-config.sh"
 BUILD="${BUILD:-$REPO/build-release}"
 FLOWS="1000" MIXES="A B" MODES="nat" DURATION=15
 
@@ -60,48 +62,14 @@ cleanup() {
 }
 trap cleanup EXIT
 
-# bench.sh's config, but tcp_syn 300 s: the generator's flows never see a
-# SYN-ACK, and under valgrind its slow warm-up leaves the first flows idle for
-# more than bench.sh's 10 s before the measured part.
-write_config() {  # FILE MODE FLOWS CAPACITY
-  local backends="" i
-  for i in $(seq 0 31); do
-    backends+="      { address = \"10.77.2.$(( 11 + i ))\"; port = 8000; weight = 100; }"
-    (( i < 31 )) && backends+=","
-    backends+=$'\n'
-  done
-  cat > "$1" <<EOF
-ports = (
-  { name = "client"; device = "net_memif0"; devargs = "net_memif0,role=server,socket=$TMP/client.sock,id=0";
-    address = "10.77.1.1/24"; mtu = 1500; exception_path = false; },
-  { name = "backend"; device = "net_memif1"; devargs = "net_memif1,role=server,socket=$TMP/backend.sock,id=0";
-    address = "10.77.2.1/24"; mtu = 1500; exception_path = false; }
-);
-workers = { burst_size = 32; flow_capacity = $4; rx_descriptors = 1024;
-            tx_descriptors = 1024; mbufs = 16383; idle_sleep_us = 0; };
-control = { socket = "$TMP/ferryd.sock"; metrics_listen = ""; };
-vips = (
-  { name = "bench"; address = "10.77.1.100"; port = 80; protocol = "tcp"; mode = "$2";
-    scheduler = "maglev"; hash = "5-tuple"; table_size = 65537;
-    timeouts = { tcp_syn = 300; tcp_established = 900; tcp_closing = 1; udp = 30; };
-    health = { type = "none"; };
-    backends = (
-$backends    );
-  }
-);
-EOF
-}
-
 # One point: prints its table row.
 run_point() {  # MODE FLOWS MIX
   local mode=$1 k=$2 mix=$3 pct=0 i fpid gpid
   [[ $mix == B ]] && pct=10
-  # bench.sh's capacity: 2 entries a flow, room for mix B's closed flows, 25% headroom.
-  local closed=0 cap
-  [[ $mix == B ]] && closed=1000000
-  cap=$(( 2 * (k + closed) * 5 / 4 ))
-  (( cap < 65536 )) && cap=65536
-  write_config "$TMP/ferry.conf" "$mode" "$k" "$cap"
+  # bench.sh's config and capacity, but tcp_syn 300 s: the generator's flows
+  # never see a SYN-ACK, and under valgrind its slow warm-up leaves the first
+  # flows idle for more than bench.sh's 10 s before the measured part.
+  pipeline_config "$TMP/ferry.conf" "$mode" "$(pipeline_capacity "$k" "$mix")" "$TMP" 300
   rm -f "$TMP"/*.sock "$TMP"/cg.out* "$TMP/release"
   setsid valgrind --tool=callgrind --fair-sched=yes --callgrind-out-file="$TMP/cg.out" \
     --toggle-collect='*Worker::process_burst*' "$FERRYD" --lcores 0@0,1@1 --file-prefix "ffi$$-lb" \

@@ -769,7 +769,7 @@ TEST(FlowTable, ClosingQueueTakesHalfTheCapacityAndCountsOverflow) {
     t.close_later(0, 0, 10'000);
     EXPECT_EQ(t.stats().closing_overflow, 1u);
     EXPECT_EQ(t.closing_room(), 513u);
-    // Popped in order and with a budget: the ring wraps.
+    // Popped in order and with a budget, across the lane's chunks.
     const Timeouts to;
     auto timeouts = [&](uint16_t) -> const Timeouts& { return to; };
     auto none = [](const FlowEntry&) {};
