@@ -2,6 +2,7 @@
 
 #include <netinet/in.h>
 
+#include <algorithm>
 #include <utility>
 
 #include "balance/hash.hpp"
@@ -18,6 +19,7 @@ constexpr uint8_t kSynAck = packet::kTcpSyn | packet::kTcpAck;
 Steering::Steering(SteeringParts parts) : x_(std::move(parts)) {
     rng_ += uint64_t(x_.worker_index + 1) * 0xbf58476d1ce4e5b9ull;
     if (x_.worker_count == 0) x_.worker_count = 1;
+    std::copy_n(x_.local_ips.begin(), std::min(x_.local_ips.size(), local_ip_of_.size()), local_ip_of_.begin());
 }
 
 uint32_t Steering::pick_by_table(const VipEntry& vip, const packet::Parsed& p) {

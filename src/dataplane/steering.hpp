@@ -10,6 +10,7 @@
 // Hot path: no allocation, no locks, no system calls, nothing thrown.
 #pragma once
 
+#include <array>
 #include <cstdint>
 #include <vector>
 
@@ -74,14 +75,15 @@ public:
     explicit Steering(SteeringParts parts);
 
     // A packet to a VIP (vip_id from snap.find_vip): looks its flow up by
-    // `hash` (FlowTable::hash of its 5-tuple), ends a stale entry, creates one
+    // `key` (key_v4(p), which the worker builds once a packet) and `hash`
+    // (FlowTable::hash(key)), ends a stale entry, creates one
     // for a SYN or a new UDP flow (scheduler pick, full-NAT source port),
     // follows TCP state, counts. The caller rewrites and sends on forward().
     // `hint`: what FlowTable::prefetch_entry(hash) returned, if the caller has it.
     // Inline (below) for a live flow's packet, nearly every packet; the rest
     // is in to_backend_miss().
-    ToBackend to_backend(const Snapshot& snap, uint32_t vip_id, const packet::Parsed& p, uint32_t hash,
-                         uint32_t pkt_len, uint32_t now_ms, uint32_t hint = flow::kNoPeer);
+    ToBackend to_backend(const Snapshot& snap, uint32_t vip_id, const packet::Parsed& p, const flow::KeyV4& key,
+                         uint32_t hash, uint32_t pkt_len, uint32_t now_ms, uint32_t hint = flow::kNoPeer);
 
     // A packet whose 5-tuple matched `slot`: if it is a reply entry, follows
     // TCP state, counts and says whom to send it to; false otherwise.
@@ -161,6 +163,10 @@ private:
     // backend's flows rotate over the addresses and a source (address, port) comes back to it
     // only after pool size x port share of its connections (its TIME_WAIT reuse distance).
     std::vector<uint8_t> nat_turn_ = std::vector<uint8_t>(kMaxBackends, 0);
+    // x_.local_ips, 0 past its end: a flow's nat_addr (one byte) indexes it
+    // with no bounds check on a live flow's packet.
+    std::array<uint32_t, 256> local_ip_of_{};
+    static_assert(sizeof(flow::FlowValue::nat_addr) == 1);
     uint64_t rng_ = 0x9e3779b97f4a7c15ull;
     uint32_t now_us_ = 0;
 };
@@ -168,15 +174,16 @@ private:
 // Always inline: GCC keeps it a call in the worker's loop (saving and
 // restoring registers and returning through memory on every packet).
 __attribute__((always_inline)) inline ToBackend Steering::to_backend(const Snapshot& snap, uint32_t vip_id,
-                                                                     const packet::Parsed& p, uint32_t hash,
-                                                                     uint32_t pkt_len, uint32_t now_ms, uint32_t hint) {
+                                                                     const packet::Parsed& p, const flow::KeyV4& key,
+                                                                     uint32_t hash, uint32_t pkt_len, uint32_t now_ms,
+                                                                     uint32_t hint) {
     const VipEntry& vip = snap.vips[vip_id];
     VipCounters& vc = x_.vip_counters[vip_id];
     ++vc.packets;
     vc.bytes += pkt_len;
 
     flow::FlowTable& t = *x_.flows;
-    const uint32_t slot = t.lookup(key_v4(p), hash, hint);
+    const uint32_t slot = t.lookup(key, hash, hint);
     if (slot == flow::kNoPeer) return to_backend_miss(snap, vip_id, p, hash, pkt_len, now_ms, flow::kNoPeer);
     flow::FlowValue& v = t.entry(slot).value;
     // Stale: idle past its timeout, a SYN reusing a closed flow's tuple, or
@@ -191,7 +198,7 @@ __attribute__((always_inline)) inline ToBackend Steering::to_backend(const Snaps
     out.slot = slot;
     out.backend_id = v.backend_id;
     out.nat_port = v.nat_port;
-    if (v.nat_port != 0) out.nat_ip = v.nat_addr < x_.local_ips.size() ? x_.local_ips[v.nat_addr] : 0;
+    if (v.nat_port != 0) out.nat_ip = local_ip_of_[v.nat_addr];
     if (p.proto == 6 /* IPPROTO_TCP */ && (p.tcp_flags & (packet::kTcpRst | packet::kTcpFin)) != 0) {
         if (p.tcp_flags & packet::kTcpRst) {
             close(snap, v, slot, now_ms);

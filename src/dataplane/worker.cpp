@@ -55,11 +55,13 @@ struct Pending {
     uint16_t port_id;
 };
 
-// One packet after the first pass over a burst: parsed, and for TCP/UDP the
-// hash of its 5-tuple, whose flow-table buckets are already being prefetched.
+// One packet after the first pass over a burst: parsed, and for TCP/UDP its
+// flow key and the key's hash, whose flow-table buckets are already being
+// prefetched. The key is built once here and read by the later passes.
 struct Preparsed {
     packet::Parsed p;
     packet::ParseResult r;
+    flow::KeyV4 key;
     uint32_t hash;
     uint32_t hint;  // the slot probe_home or prefetch_entry found, for the lookup
 };
@@ -86,8 +88,8 @@ private:
     void process(rte_mbuf* m, uint16_t in_port, bool handed_off, const struct Preparsed* pre);
     void process_burst(rte_mbuf** pkts, uint16_t n, uint16_t in_port);
     void handle_arp(rte_mbuf* m, const PortInfo& port, const packet::Parsed& p);
-    void forward_vip(rte_mbuf* m, const packet::Parsed& p, uint32_t hash, uint32_t hint, uint32_t vip_id,
-                     bool handed_off);
+    void forward_vip(rte_mbuf* m, const packet::Parsed& p, const flow::KeyV4& key, uint32_t hash, uint32_t hint,
+                     uint32_t vip_id, bool handed_off);
     bool reply_flow(rte_mbuf* m, const packet::Parsed& p, uint32_t slot);
     void to_exception(rte_mbuf* m, const PortInfo& port);
     // A VIP packet's path is inline in process_burst (forward_vip, send, transmit, and
@@ -264,15 +266,15 @@ SteeringParts Worker::steering_parts(Dataplane& dp, WorkerContext& w) {
     return x;
 }
 
-__rte_always_inline void Worker::forward_vip(rte_mbuf* m, const packet::Parsed& p, uint32_t hash, uint32_t hint,
-                                             uint32_t vip_id, bool handed_off) {
+__rte_always_inline void Worker::forward_vip(rte_mbuf* m, const packet::Parsed& p, const flow::KeyV4& key,
+                                             uint32_t hash, uint32_t hint, uint32_t vip_id, bool handed_off) {
     const VipEntry& vip = snap_->vips[vip_id];
     if (vip.mode == ForwardMode::dnat && n_workers_ > 1 && !handed_off) {
         uint32_t owner = owner_of_client(p.src_ip, p.src_port);
         if (owner != w_.index) return handoff(m, owner);
     }
     if (p.has_ip_options) return drop(m, Drop::vip_ip_options);
-    const ToBackend to = steer_.to_backend(*snap_, vip_id, p, hash, rte_pktmbuf_pkt_len(m), now_ms_, hint);
+    const ToBackend to = steer_.to_backend(*snap_, vip_id, p, key, hash, rte_pktmbuf_pkt_len(m), now_ms_, hint);
     if (!to.forward()) return drop(m, to.drop);
     const BackendEntry& be = snap_->backends[to.backend_id];
     auto* data = rte_pktmbuf_mtod(m, uint8_t*);
@@ -317,11 +319,12 @@ void Worker::process(rte_mbuf* m, uint16_t in_port, bool handed_off, const Prepa
         default: return drop(m, drop_of(r));
     }
 
-    const uint32_t hash = pre ? pre->hash : flow::FlowTable::hash(key_v4(p));
+    const flow::KeyV4 key = pre ? pre->key : key_v4(p);
+    const uint32_t hash = pre ? pre->hash : flow::FlowTable::hash(key);
     const uint32_t hint = pre ? pre->hint : flow::kNoPeer;
     if (p.proto != IPPROTO_ICMP) {
         uint32_t vip = snap_->find_vip(p.dst_ip, p.dst_port, p.proto);
-        if (vip != kNone) return forward_vip(m, p, hash, hint, vip, handed_off);
+        if (vip != kNone) return forward_vip(m, p, key, hash, hint, vip, handed_off);
     }
     const uint32_t local = local_index(p.dst_ip);
     if (p.proto == IPPROTO_ICMP) {
@@ -343,7 +346,7 @@ void Worker::process(rte_mbuf* m, uint16_t in_port, bool handed_off, const Prepa
             uint32_t owner = dp_.nat_port_owner()[ntohs(p.dst_port)];
             if (owner != w_.index) return handoff(m, owner);
         }
-        uint32_t slot = w_.flows->lookup(key_v4(p), hash, hint);
+        uint32_t slot = w_.flows->lookup(key, hash, hint);
         if (slot != flow::kNoPeer && reply_flow(m, p, slot)) return;
         // The host owns the port's address; a NAT address is the data plane's alone.
         if (local >= n_port_ips_) return drop(m, Drop::nat_no_flow);
@@ -356,7 +359,7 @@ void Worker::process(rte_mbuf* m, uint16_t in_port, bool handed_off, const Prepa
         uint32_t owner = owner_of_client(p.dst_ip, p.dst_port);
         if (owner != w_.index) return handoff(m, owner);
     }
-    uint32_t slot = w_.flows->lookup(key_v4(p), hash, hint);
+    uint32_t slot = w_.flows->lookup(key, hash, hint);
     if (slot != flow::kNoPeer && reply_flow(m, p, slot)) return;
     to_exception(m, port);
 }
@@ -371,6 +374,7 @@ void Worker::process(rte_mbuf* m, uint16_t in_port, bool handed_off, const Prepa
 // scripts/ferryd-instructions.sh has callgrind count.
 __rte_noinline void Worker::process_burst(rte_mbuf** pkts, uint16_t n, uint16_t in_port) {
     for (uint16_t i = 0; i < n && i < 4; ++i) rte_prefetch0(rte_pktmbuf_mtod(pkts[i], void*));
+    uint64_t rx_bytes = 0;
     for (uint16_t i = 0; i < n; ++i) {
         if (i + 4 < n) rte_prefetch0(rte_pktmbuf_mtod(pkts[i + 4], void*));
         Preparsed& pp = pre_[i];
@@ -378,16 +382,18 @@ __rte_noinline void Worker::process_burst(rte_mbuf** pkts, uint16_t n, uint16_t 
         pp.hash = 0;
         pp.hint = flow::kNoPeer;
         if (pp.r == packet::ParseResult::ok && pp.p.proto != IPPROTO_ICMP) {
-            pp.hash = flow::FlowTable::hash(key_v4(pp.p));
+            pp.key = key_v4(pp.p);
+            pp.hash = flow::FlowTable::hash(pp.key);
             w_.flows->prefetch_home(pp.hash);  // also where a new flow's entry most likely goes
             if (packet::opens_connection(pp.p)) w_.flows->prefetch(pp.hash);  // it is absent: the signatures tell
         }
-        ++c_.rx_packets;
-        c_.rx_bytes += rte_pktmbuf_pkt_len(pkts[i]);
+        rx_bytes += rte_pktmbuf_pkt_len(pkts[i]);
     }
+    c_.rx_packets += n;  // once a burst, not once a packet
+    c_.rx_bytes += rx_bytes;
     // The home entries of the first packets have arrived by now.
     for (uint16_t i = 0; i < n; ++i)
-        if (pre_[i].hash != 0) pre_[i].hint = w_.flows->probe_home(key_v4(pre_[i].p), pre_[i].hash);
+        if (pre_[i].hash != 0) pre_[i].hint = w_.flows->probe_home(pre_[i].key, pre_[i].hash);
     for (uint16_t i = 0; i < n; ++i)
         if (pre_[i].hash != 0 && pre_[i].hint == flow::kNoPeer) pre_[i].hint = w_.flows->prefetch_entry(pre_[i].hash);
     for (uint16_t i = 0; i < n; ++i) process(pkts[i], in_port, false, &pre_[i]);

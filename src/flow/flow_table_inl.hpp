@@ -258,7 +258,9 @@ inline uint32_t FlowTable::probe_home(const KeyV4& key, uint32_t h) const {
     return kNoPeer;
 }
 
-inline uint32_t FlowTable::lookup(const KeyV4& key, uint32_t h, uint32_t hint) const {
+// Always inline: it is on every packet's path, and GCC kept it a call
+// (saving and restoring registers for the rare lookup_in).
+__attribute__((always_inline)) inline uint32_t FlowTable::lookup(const KeyV4& key, uint32_t h, uint32_t hint) const {
     // No signature is read: a free slot's poisoned key matches no key.
     if (hint < slot_count_ && detail::key_equal(entries_[hint].key, key)) return hint;
     return lookup_in(key, h);

@@ -1,5 +1,5 @@
 // Inline one's complement arithmetic shared by the checksum and rewrite code.
-// Private to the packet library.
+// Private to the packet library (included by its inline rewrites, rewrite_inl.hpp).
 //
 // All 16-bit words are taken in memory order (memcpy into a uint16_t), never
 // swapped: the Internet checksum is byte-order independent (RFC 1071 sec. 2B),

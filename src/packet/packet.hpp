@@ -91,7 +91,7 @@ uint16_t l4_checksum_ipv4(uint32_t src_ip, uint32_t dst_ip, uint8_t proto, const
 // header checksum and the TCP/UDP checksum incrementally. A UDP checksum of
 // zero ("none", RFC 768) stays zero. `p` must come from a successful parse of
 // the same buffer; new values are in network byte order. ICMP packets get only
-// the address rewrite (port arguments ignored).
+// the address rewrite (port arguments ignored). Inline (rewrite_inl.hpp).
 void rewrite_dst(uint8_t* data, const Parsed& p, uint32_t new_ip, uint16_t new_port);
 void rewrite_src(uint8_t* data, const Parsed& p, uint32_t new_ip, uint16_t new_port);
 // Both at once (full NAT forward and reverse), one checksum pass.
@@ -128,3 +128,4 @@ bool make_icmp_echo_reply(uint8_t* data, size_t len, const Parsed& p);
 }  // namespace ferry::packet
 
 #include "packet/packet_inl.hpp"
+#include "packet/rewrite_inl.hpp"

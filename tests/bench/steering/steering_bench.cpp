@@ -133,14 +133,15 @@ struct Rig {
     bool handle(uint8_t* data, size_t len, uint32_t now_ms) {
         packet::Parsed p;
         if (packet::parse(data, len, p) != packet::ParseResult::ok) return false;
-        return steer_parsed(data, p, flow::FlowTable::hash(key_v4(p)), now_ms).forward();
+        const flow::KeyV4 key = key_v4(p);
+        return steer_parsed(data, p, key, flow::FlowTable::hash(key), now_ms).forward();
     }
-    ToBackend steer_parsed(uint8_t* data, const packet::Parsed& p, uint32_t hash, uint32_t now_ms,
-                           uint32_t hint = flow::kNoPeer) {
+    ToBackend steer_parsed(uint8_t* data, const packet::Parsed& p, const flow::KeyV4& key, uint32_t hash,
+                           uint32_t now_ms, uint32_t hint = flow::kNoPeer) {
         const uint32_t vip = snap.find_vip(p.dst_ip, p.dst_port, p.proto);
         ToBackend to;
         to.drop = Drop::no_vip_port;
-        if (vip != kNone) to = steer->to_backend(snap, vip, p, hash, 54, now_ms, hint);
+        if (vip != kNone) to = steer->to_backend(snap, vip, p, key, hash, 54, now_ms, hint);
         if (!to.forward()) {
             ++counters.drops[size_t(to.drop)];
             last_drop = to.drop;
@@ -185,21 +186,23 @@ void iterations_from_env(benchmark::internal::Benchmark* b) {
 uint32_t run_burst(Rig& r, std::array<Frame, kBurst>& burst, ToBackend* out, uint32_t n = kBurst,
                    uint32_t now_ms = 1000) {
     std::array<packet::Parsed, kBurst> parsed;
+    std::array<flow::KeyV4, kBurst> key;
     std::array<uint32_t, kBurst> hash;
     for (uint32_t i = 0; i < n; ++i) {
         packet::parse(burst[i].b.data(), 54, parsed[i]);
         const packet::Parsed& p = parsed[i];
-        hash[i] = flow::FlowTable::hash(key_v4(p));
+        key[i] = key_v4(p);
+        hash[i] = flow::FlowTable::hash(key[i]);
         r.flows->prefetch_home(hash[i]);
         if (packet::opens_connection(p)) r.flows->prefetch(hash[i]);
     }
     std::array<uint32_t, kBurst> hint;
-    for (uint32_t i = 0; i < n; ++i) hint[i] = r.flows->probe_home(key_v4(parsed[i]), hash[i]);
+    for (uint32_t i = 0; i < n; ++i) hint[i] = r.flows->probe_home(key[i], hash[i]);
     for (uint32_t i = 0; i < n; ++i)
         if (hint[i] == flow::kNoPeer) hint[i] = r.flows->prefetch_entry(hash[i]);
     uint32_t failed = 0;
     for (uint32_t i = 0; i < n; ++i) {
-        const ToBackend to = r.steer_parsed(burst[i].b.data(), parsed[i], hash[i], now_ms, hint[i]);
+        const ToBackend to = r.steer_parsed(burst[i].b.data(), parsed[i], key[i], hash[i], now_ms, hint[i]);
         failed += !to.forward();
         if (out) out[i] = to;
     }

@@ -92,8 +92,8 @@ struct Rig {
         return p;
     }
     ToBackend send(const packet::Parsed& p) {
-        const auto key = flow::FlowKey::v4(p.src_ip, p.dst_ip, p.src_port, p.dst_port, p.proto);
-        return steer->to_backend(snap, 0, p, flow::FlowTable::hash(key), 60, now);
+        const flow::KeyV4 key = key_v4(p);
+        return steer->to_backend(snap, 0, p, key, flow::FlowTable::hash(key), 60, now);
     }
     ToBackend syn(uint32_t client, uint16_t port) { return send(client_packet(client, port, packet::kTcpSyn)); }
     // The backend's answer to a full-NAT flow, as it arrives at Ferry.
