@@ -11,6 +11,10 @@
 #include <emmintrin.h>
 #define FERRY_FLOW_SSE2 1
 #endif
+#if defined(__SSE4_2__) && !defined(FERRY_FLOW_PORTABLE_HASH)
+#include <nmmintrin.h>
+#define FERRY_FLOW_CRC_HASH 1
+#endif
 
 namespace ferry::flow {
 
@@ -35,7 +39,7 @@ inline uint64_t load64(const void* p) {
 
 inline void store64(void* p, uint64_t v) { std::memcpy(p, &v, sizeof v); }
 
-#if defined(__SIZEOF_INT128__) && !defined(FERRY_FLOW_PORTABLE_HASH)
+#if !defined(FERRY_FLOW_CRC_HASH) && defined(__SIZEOF_INT128__) && !defined(FERRY_FLOW_PORTABLE_HASH)
 __extension__ typedef unsigned __int128 Uint128;
 
 // 64x64 -> 128 multiply folded to 64 bits (as in wyhash): every output bit
@@ -164,7 +168,21 @@ inline uint32_t FlowTable::hash(const FlowKey& key) {
 inline uint32_t FlowTable::hash(const KeyV4& k) { return hash_words(k.src, 0, k.dst, 0, k.rest); }
 
 inline uint32_t FlowTable::hash_words(uint64_t w0, uint64_t w1, uint64_t w2, uint64_t w3, uint64_t w4) {
-#if defined(__SIZEOF_INT128__) && !defined(FERRY_FLOW_PORTABLE_HASH)
+#if defined(FERRY_FLOW_CRC_HASH)
+    // CRC32-C over the five words, one instruction each (SSE4.2, in DPDK's x86
+    // baseline), then fmix32: CRC is linear, and the finish spreads every input
+    // bit over the high bits that pick the bucket and the low ones that make
+    // the signature. As one CRC over the 40-byte key (and fmix32 a
+    // bijection), two keys that differ only within 4 consecutive bytes (one
+    // IPv4 address, or both ports) never share a hash. About 11 instructions
+    // a key, against 38 for the multiply hash below.
+    uint64_t c = _mm_crc32_u64(0x9e3779b9u, w0);
+    c = _mm_crc32_u64(c, w1);
+    c = _mm_crc32_u64(c, w2);
+    c = _mm_crc32_u64(c, w3);
+    c = _mm_crc32_u64(c, w4);
+    return detail::fmix32(uint32_t(c));
+#elif defined(__SIZEOF_INT128__) && !defined(FERRY_FLOW_PORTABLE_HASH)
     // Three independent multiplies, then one to fold: short dependency chain.
     const uint64_t a = detail::mum(w0 ^ 0xa0761d6478bd642fULL, w1 ^ 0xe7037ed1a0b428dbULL);
     const uint64_t b = detail::mum(w2 ^ 0x8ebc6af09c88c6e3ULL, w3 ^ 0x589965cc75374cc3ULL);
@@ -176,7 +194,9 @@ inline uint32_t FlowTable::hash_words(uint64_t w0, uint64_t w1, uint64_t w2, uin
                                       std::rotl(w3 * 0xd6e8feb86659fd93ULL, 43) +
                                       std::rotl(w4 * 0xff51afd7ed558ccdULL, 53));
 #endif
+#if !defined(FERRY_FLOW_CRC_HASH)
     return uint32_t(h ^ (h >> 32));
+#endif
 }
 
 // Candidate 0 from the hash's high bits, candidate 1 from a re-mix of all its

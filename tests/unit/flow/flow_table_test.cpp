@@ -109,6 +109,28 @@ TEST(FlowTable, HashV4MatchesHashOfTheBuiltKey) {
     }
 }
 
+// Every byte of the key reaches the hash, and two keys that differ only within
+// 4 consecutive bytes (one IPv4 address, both ports, proto and family) never
+// share one: the CRC hash's guarantee (flow_table_inl.hpp). A hash that
+// skipped a word or a byte would fail at that byte.
+TEST(FlowTable, KeysDifferingWithinFourBytesNeverShareAHash) {
+    std::mt19937_64 rng(7);
+    for (int i = 0; i < 20000; ++i) {
+        FlowKey a;
+        for (auto& x : a.src) x = uint8_t(rng());
+        for (auto& x : a.dst) x = uint8_t(rng());
+        a.src_port = uint16_t(rng()), a.dst_port = uint16_t(rng());
+        a.proto = uint8_t(rng()), a.family = uint8_t(rng()), a.pad = 0;
+        FlowKey b = a;
+        auto* bytes = reinterpret_cast<uint8_t*>(&b);
+        const size_t at = rng() % (sizeof(FlowKey) - 3);
+        uint32_t flip = 0;
+        while (flip == 0) flip = uint32_t(rng()) >> (rng() % 32);  // any nonzero pattern in the 4 bytes
+        for (size_t k = 0; k < 4; ++k) bytes[at + k] ^= uint8_t(flip >> (8 * k));
+        ASSERT_NE(FlowTable::hash(a), FlowTable::hash(b)) << "key " << i << ", bytes " << at << "..." << at + 3;
+    }
+}
+
 TEST(FlowTable, LooksUpByKeyV4) {
     FlowTable t(4096);
     const KeyV4 w = KeyV4::of(0x0100000au, 0x0200000au, 0x5000, 0x1f90, kTcp);
