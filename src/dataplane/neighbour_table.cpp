@@ -14,14 +14,14 @@ void PackedMac::unpack(uint64_t word, uint8_t mac[6]) {
     for (int i = 0; i < 6; ++i) mac[i] = uint8_t(word >> (8 * i));
 }
 
-NeighbourTable::NeighbourTable(uint32_t capacity_pow2) : slots_(capacity_pow2) {
+NeighbourTable::NeighbourTable(uint32_t capacity_pow2) : slots_(capacity_pow2), mask_(capacity_pow2 - 1) {
     if (capacity_pow2 < 2 || (capacity_pow2 & (capacity_pow2 - 1)) != 0)
         throw std::invalid_argument("neighbour table capacity must be a power of two");
 }
 
 int NeighbourTable::find_or_add(uint32_t ip, bool add) {
     if (ip == 0) return -1;
-    uint32_t mask = uint32_t(slots_.size() - 1);
+    const uint32_t mask = mask_;
     for (uint32_t i = hash(ip) & mask, n = 0; n <= mask; i = (i + 1) & mask, ++n) {
         uint32_t key = slots_[i].ip.load(std::memory_order_relaxed);
         if (key == ip) return int(i);
@@ -54,7 +54,7 @@ bool NeighbourTable::invalidate(uint32_t ip) {
 bool NeighbourTable::add_unresolved(uint32_t ip) { return find_or_add(ip, true) >= 0; }
 
 bool NeighbourTable::contains(uint32_t ip) const {
-    uint32_t mask = uint32_t(slots_.size() - 1);
+    const uint32_t mask = mask_;
     for (uint32_t i = hash(ip) & mask, n = 0; n <= mask; i = (i + 1) & mask, ++n) {
         uint32_t key = slots_[i].ip.load(std::memory_order_relaxed);
         if (key == ip) return true;

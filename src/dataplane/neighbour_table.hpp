@@ -31,8 +31,7 @@ public:
     // into the frame from this word (no bytes staged on the stack). Always
     // inline: on every packet (a call cost ferryd 6 instructions a packet).
     __attribute__((always_inline)) uint64_t lookup_word(uint32_t ip) const {
-        uint32_t mask = uint32_t(slots_.size() - 1);
-        for (uint32_t i = hash(ip) & mask, n = 0; n <= mask; i = (i + 1) & mask, ++n) {
+        for (uint32_t i = hash(ip) & mask_, n = 0; n <= mask_; i = (i + 1) & mask_, ++n) {
             uint32_t key = slots_[i].ip.load(std::memory_order_acquire);
             if (key == ip) {
                 uint64_t w = slots_[i].mac.load(std::memory_order_acquire);
@@ -75,6 +74,7 @@ private:
     int find_or_add(uint32_t ip, bool add);
 
     std::vector<Slot> slots_;
+    uint32_t mask_;  // slots_.size() - 1 (a power of two), kept so a lookup need not compute it
     uint32_t used_ = 0;
 };
 

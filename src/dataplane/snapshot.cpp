@@ -49,7 +49,7 @@ void Snapshot::build_index() {
     while (n < vips.size() * 4) n <<= 1;
     index_.assign(n, IndexSlot{});
     vip_addresses_.clear();
-    uint32_t mask = uint32_t(n - 1);
+    const uint32_t mask = index_mask_ = uint32_t(n - 1);
     for (uint32_t id = 0; id < vips.size(); ++id) {
         const VipEntry& v = vips[id];
         if (!v.present) continue;

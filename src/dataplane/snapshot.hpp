@@ -135,8 +135,7 @@ public:
 
     // VIP id for (ip, port, proto) or kNone. Hot path.
     uint32_t find_vip(uint32_t ip, uint16_t port, uint8_t proto) const {
-        uint32_t mask = uint32_t(index_.size() - 1);
-        for (uint32_t i = index_hash(ip, port, proto) & mask;; i = (i + 1) & mask) {
+        for (uint32_t i = index_hash(ip, port, proto) & index_mask_;; i = (i + 1) & index_mask_) {
             const IndexSlot& s = index_[i];
             if (s.vip == kNone) return kNone;
             if (s.ip == ip && s.port == port && s.proto == proto) return s.vip;
@@ -163,7 +162,10 @@ private:
         uint32_t h = (ip ^ (uint32_t(port) << 16) ^ proto) * 0x9e3779b1u;
         return h ^ (h >> 15);
     }
-    std::vector<IndexSlot> index_;
+    // Open addressing, a power of two long with at least one free slot; one
+    // free slot until build_index(), so find_vip() answers kNone before it.
+    std::vector<IndexSlot> index_ = std::vector<IndexSlot>(1);
+    uint32_t index_mask_ = 0;  // index_.size() - 1, kept so a lookup need not compute it
     std::vector<uint32_t> vip_addresses_;
 };
 

@@ -189,7 +189,7 @@ __attribute__((always_inline)) inline ToBackend Steering::to_backend(const Snaps
     // Stale: idle past its timeout, a SYN reusing a closed flow's tuple, or
     // its backend is down with its flows cut.
     if (flow::FlowTable::expired(v, now_ms, vip.timeouts) ||
-        (packet::opens_connection(p) && v.state == uint8_t(flow::FlowState::closing)) ||
+        (v.state == uint8_t(flow::FlowState::closing) && packet::opens_connection(p)) ||
         (v.backend_id < snap.backends.size() && snap.backends[v.backend_id].drop_flows))
         return to_backend_miss(snap, vip_id, p, hash, pkt_len, now_ms, slot);
 

@@ -85,8 +85,9 @@ public:
 
 private:
     // `pre` is this packet's parse from the burst's first pass (nullptr: parse here).
-    void process(rte_mbuf* m, uint16_t in_port, bool handed_off, const struct Preparsed* pre);
-    void process_burst(rte_mbuf** pkts, uint16_t n, uint16_t in_port);
+    // `port`: the port the packet arrived on.
+    void process(rte_mbuf* m, const PortInfo& port, bool handed_off, const struct Preparsed* pre);
+    void process_burst(rte_mbuf** pkts, uint16_t n, const PortInfo& port);
     void handle_arp(rte_mbuf* m, const PortInfo& port, const packet::Parsed& p);
     void forward_vip(rte_mbuf* m, const packet::Parsed& p, const flow::KeyV4& key, uint32_t hash, uint32_t hint,
                      uint32_t vip_id, bool handed_off);
@@ -301,8 +302,7 @@ bool Worker::reply_flow(rte_mbuf* m, const packet::Parsed& p, uint32_t slot) {
     return true;
 }
 
-void Worker::process(rte_mbuf* m, uint16_t in_port, bool handed_off, const Preparsed* pre) {
-    const PortInfo& port = dp_.ports()[port_index_[in_port]];
+void Worker::process(rte_mbuf* m, const PortInfo& port, bool handed_off, const Preparsed* pre) {
     auto* data = rte_pktmbuf_mtod(m, uint8_t*);
     packet::Parsed parsed_here;  // a handed-off packet is parsed again here; a received one was in process_burst
     const packet::ParseResult r = pre ? pre->r : packet::parse(data, rte_pktmbuf_data_len(m), parsed_here);
@@ -332,7 +332,7 @@ void Worker::process(rte_mbuf* m, uint16_t in_port, bool handed_off, const Prepa
             if (packet::make_icmp_echo_reply(data, rte_pktmbuf_data_len(m), p)) {
                 ++c_.icmp_echo_replies;
                 ++c_.tx_packets;
-                rte_eth_tx_buffer(in_port, uint16_t(w_.index), w_.tx[in_port], m);
+                rte_eth_tx_buffer(port.port_id, uint16_t(w_.index), w_.tx[port.port_id], m);
                 return;
             }
             return drop(m, Drop::icmp_unhandled);
@@ -372,7 +372,7 @@ void Worker::process(rte_mbuf* m, uint16_t in_port, bool handed_off, const Prepa
 // stalling in turn, and a key at home (most) costs one cache line.
 // Not inlined into run(): one call a burst, and the function
 // scripts/ferryd-instructions.sh has callgrind count.
-__rte_noinline void Worker::process_burst(rte_mbuf** pkts, uint16_t n, uint16_t in_port) {
+__rte_noinline void Worker::process_burst(rte_mbuf** pkts, uint16_t n, const PortInfo& port) {
     for (uint16_t i = 0; i < n && i < 4; ++i) rte_prefetch0(rte_pktmbuf_mtod(pkts[i], void*));
     uint64_t rx_bytes = 0;
     for (uint16_t i = 0; i < n; ++i) {
@@ -396,7 +396,7 @@ __rte_noinline void Worker::process_burst(rte_mbuf** pkts, uint16_t n, uint16_t 
         if (pre_[i].hash != 0) pre_[i].hint = w_.flows->probe_home(pre_[i].key, pre_[i].hash);
     for (uint16_t i = 0; i < n; ++i)
         if (pre_[i].hash != 0 && pre_[i].hint == flow::kNoPeer) pre_[i].hint = w_.flows->prefetch_entry(pre_[i].hash);
-    for (uint16_t i = 0; i < n; ++i) process(pkts[i], in_port, false, &pre_[i]);
+    for (uint16_t i = 0; i < n; ++i) process(pkts[i], port, false, &pre_[i]);
 }
 
 void Worker::flush_tx() {
@@ -442,14 +442,14 @@ void Worker::run() {
             if (!r) continue;
             n = rte_ring_dequeue_burst(r, reinterpret_cast<void**>(pkts), burst, nullptr);
             c_.handoff_in += n;
-            for (unsigned i = 0; i < n; ++i) process(pkts[i], pkts[i]->port, true, nullptr);
+            for (unsigned i = 0; i < n; ++i) process(pkts[i], dp_.ports()[port_index_[pkts[i]->port]], true, nullptr);
             work += n;
         }
 
         for (const auto& port : dp_.ports()) {
             uint16_t nb = rte_eth_rx_burst(port.port_id, uint16_t(w_.index), pkts, uint16_t(burst));
             work += nb;
-            if (nb) process_burst(pkts, nb, port.port_id);
+            if (nb) process_burst(pkts, nb, port);
             if (port.has_exception) {
                 // What the host's kernel sends leaves through the port unchanged.
                 nb = rte_eth_rx_burst(port.exception_port_id, uint16_t(w_.index), pkts, uint16_t(burst));

@@ -67,6 +67,17 @@ TEST(Snapshot, BuildsVipsTablesAndIndex) {
     EXPECT_EQ(s->vips[a].timeouts.established_ms, 900'000u);
 }
 
+// A snapshot nobody indexed yet (an empty one, or one being filled) finds no
+// VIP instead of reading outside its index.
+TEST(Snapshot, FindsNoVipBeforeItsIndexIsBuilt) {
+    Snapshot s;
+    EXPECT_EQ(s.find_vip(htonl(0x0a000001), htons(80), IPPROTO_TCP), kNone);
+    Snapshot copy = s;
+    EXPECT_EQ(copy.find_vip(0, 0, 0), kNone);
+    s.build_index();  // no VIPs: an index of free slots
+    EXPECT_EQ(s.find_vip(htonl(0x0a000001), htons(80), IPPROTO_TCP), kNone);
+}
+
 TEST(Snapshot, IdsAreStableAcrossRebuildsAndRemovedBackendsStayResolvable) {
     IdRegistry ids;
     Config c = two_vips();
