@@ -248,13 +248,14 @@ ToBackend Steering::open_flow(const Snapshot& snap, uint32_t vip_id, const VipEn
     return out;
 }
 
-ToBackend Steering::to_backend_miss(const Snapshot& snap, uint32_t vip_id, const packet::Parsed& p, uint32_t hash,
-                                    uint32_t pkt_len, uint32_t now_ms, uint32_t stale_slot) {
+ToBackend Steering::to_backend_miss(const Snapshot& snap, uint32_t vip_id, const packet::Parsed& p,
+                                    const flow::KeyV4& key, uint32_t hash, uint32_t pkt_len, uint32_t now_ms,
+                                    uint32_t stale_slot) {
     if (stale_slot != flow::kNoPeer) {
         end_flow(stale_slot);
         ++x_.counters->flows_closed;
     }
-    ToBackend out = open_flow(snap, vip_id, snap.vips[vip_id], p, key_v4(p), hash, now_ms);
+    ToBackend out = open_flow(snap, vip_id, snap.vips[vip_id], p, key, hash, now_ms);
     if (out.forward()) count_to_backend(out.backend_id, p, pkt_len);
     return out;
 }

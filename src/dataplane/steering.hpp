@@ -118,8 +118,8 @@ private:
     static constexpr uint8_t kFinFromClient = 0x01, kFinFromServer = 0x02;
     // to_backend() for a packet without a live flow: ends the stale entry in
     // `stale_slot` (kNoPeer: none), then opens a flow or drops.
-    ToBackend to_backend_miss(const Snapshot& snap, uint32_t vip_id, const packet::Parsed& p, uint32_t hash,
-                              uint32_t pkt_len, uint32_t now_ms, uint32_t stale_slot);
+    ToBackend to_backend_miss(const Snapshot& snap, uint32_t vip_id, const packet::Parsed& p, const flow::KeyV4& key,
+                              uint32_t hash, uint32_t pkt_len, uint32_t now_ms, uint32_t stale_slot);
     void count_to_backend(uint32_t backend_id, const packet::Parsed& p, uint32_t pkt_len) {
         BackendCounters& bc = x_.backend_counters[backend_id];
         ++bc.packets;
@@ -184,14 +184,14 @@ __attribute__((always_inline)) inline ToBackend Steering::to_backend(const Snaps
 
     flow::FlowTable& t = *x_.flows;
     const uint32_t slot = t.lookup(key, hash, hint);
-    if (slot == flow::kNoPeer) return to_backend_miss(snap, vip_id, p, hash, pkt_len, now_ms, flow::kNoPeer);
+    if (slot == flow::kNoPeer) return to_backend_miss(snap, vip_id, p, key, hash, pkt_len, now_ms, flow::kNoPeer);
     flow::FlowValue& v = t.entry(slot).value;
     // Stale: idle past its timeout, a SYN reusing a closed flow's tuple, or
     // its backend is down with its flows cut.
     if (flow::FlowTable::expired(v, now_ms, vip.timeouts) ||
         (v.state == uint8_t(flow::FlowState::closing) && packet::opens_connection(p)) ||
         (v.backend_id < snap.backends.size() && snap.backends[v.backend_id].drop_flows))
-        return to_backend_miss(snap, vip_id, p, hash, pkt_len, now_ms, slot);
+        return to_backend_miss(snap, vip_id, p, key, hash, pkt_len, now_ms, slot);
 
     v.last_seen = now_ms;
     ToBackend out;
