@@ -7,6 +7,7 @@
 #include <random>
 #include <vector>
 
+#include "packet/csum_impl.hpp"
 #include "packet/packet.hpp"
 #include "packet_builder.hpp"
 
@@ -134,6 +135,38 @@ TEST(Checksum, IncrementalMatchesFull) {
         }
     }
     EXPECT_GT(zero_results, 1000);
+}
+
+// The fold every rewrite ends with, against folding 16 bits at a time, for
+// the sums where an end-around carry happens (or must not), and random ones.
+TEST(Checksum, FoldMatchesFoldingSixteenBitsAtATime) {
+    auto reference = [](uint64_t sum) {
+        while (sum >> 16) {
+            sum = (sum & 0xffff) + (sum >> 16);
+        }
+        return static_cast<uint16_t>(sum);
+    };
+    std::vector<uint64_t> sums = {0,
+                                  1,
+                                  0xffff,
+                                  0x10000,
+                                  0x1fffe,
+                                  0xfffeffff,
+                                  0xffff0000,
+                                  0xffffffff,
+                                  0x100000000,
+                                  0x1ffffffff,
+                                  0xffffffffffffffff,
+                                  0xfffffffe00000001,
+                                  0x0000ffff0000ffff};
+    std::mt19937_64 rng(1071);
+    for (int i = 0; i < 200000; ++i) {
+        const uint64_t r = rng();
+        sums.push_back(i % 2 == 0 ? r : r >> (r % 64));  // small sums too
+    }
+    for (const uint64_t sum : sums) {
+        ASSERT_EQ(detail::fold(sum), reference(sum)) << std::hex << sum;
+    }
 }
 
 TEST(Checksum, UnchangedFieldKeepsChecksum) {
