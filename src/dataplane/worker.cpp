@@ -63,7 +63,7 @@ struct Preparsed {
     packet::ParseResult r;
     flow::KeyV4 key;
     uint32_t hash;
-    uint32_t hint;  // the slot probe_home or prefetch_entry found, for the lookup
+    uint32_t hint;  // the home slot to probe, then the slot probe_home or prefetch_entry found, for the lookup
 };
 
 // Per-worker state for one loop iteration plus the helpers that act on it.
@@ -384,7 +384,7 @@ __rte_noinline void Worker::process_burst(rte_mbuf** pkts, uint16_t n, const Por
         if (pp.r == packet::ParseResult::ok && pp.p.proto != IPPROTO_ICMP) {
             pp.key = key_v4(pp.p);
             pp.hash = flow::FlowTable::hash(pp.key);
-            w_.flows->prefetch_home(pp.hash);  // also where a new flow's entry most likely goes
+            pp.hint = w_.flows->prefetch_home(pp.hash);  // also where a new flow's entry most likely goes
             if (packet::opens_connection(pp.p)) w_.flows->prefetch(pp.hash);  // it is absent: the signatures tell
         }
         rx_bytes += rte_pktmbuf_pkt_len(pkts[i]);
@@ -393,7 +393,7 @@ __rte_noinline void Worker::process_burst(rte_mbuf** pkts, uint16_t n, const Por
     c_.rx_bytes += rx_bytes;
     // The home entries of the first packets have arrived by now.
     for (uint16_t i = 0; i < n; ++i)
-        if (pre_[i].hash != 0) pre_[i].hint = w_.flows->probe_home(pre_[i].key, pre_[i].hash);
+        if (pre_[i].hash != 0) pre_[i].hint = w_.flows->probe_home(pre_[i].key, pre_[i].hash, pre_[i].hint);
     for (uint16_t i = 0; i < n; ++i)
         if (pre_[i].hash != 0 && pre_[i].hint == flow::kNoPeer) pre_[i].hint = w_.flows->prefetch_entry(pre_[i].hash);
     for (uint16_t i = 0; i < n; ++i) process(pkts[i], port, false, &pre_[i]);

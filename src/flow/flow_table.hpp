@@ -206,12 +206,14 @@ public:
     // (an empty or other key's slot falls back to the full lookup).
     uint32_t lookup(const KeyV4& key, uint32_t hash, uint32_t hint) const;
     // The one-line lookup of a key at its home slot (see top). prefetch_home
-    // starts loading that entry; probe_home, once it has had time to arrive,
-    // returns the home slot if the key is there, and otherwise starts loading
-    // the two signature lines and returns kNoPeer (then prefetch_entry and
-    // lookup find the key anywhere, or tell it is absent).
-    void prefetch_home(uint32_t hash) const;
-    uint32_t probe_home(const KeyV4& key, uint32_t hash) const;
+    // starts loading that entry and returns its slot; probe_home, given that
+    // slot once the entry has had time to arrive, returns it if the key is
+    // there, and otherwise starts loading the two signature lines and returns
+    // kNoPeer (then prefetch_entry and lookup find the key anywhere, or tell
+    // it is absent). The slot is passed on, not computed twice: a worker
+    // probes every packet.
+    uint32_t prefetch_home(uint32_t hash) const;
+    uint32_t probe_home(const KeyV4& key, uint32_t hash, uint32_t home) const;
     // For a key about to be inserted: its signature lines (insert reads them)
     // and its home entry (where insert most likely writes it).
     void prefetch_insert(uint32_t hash) const {

@@ -263,7 +263,11 @@ inline uint32_t FlowTable::prefetch_entry(uint32_t h) const {
     return slot;
 }
 
-inline void FlowTable::prefetch_home(uint32_t h) const { detail::prefetch_read(entries_ + home_of(h)); }
+inline uint32_t FlowTable::prefetch_home(uint32_t h) const {
+    const uint32_t home = home_of(h);
+    detail::prefetch_read(entries_ + home);
+    return home;
+}
 
 inline void FlowTable::prefetch_slot(uint32_t slot) const {
     if (slot >= slot_count_) return;
@@ -271,8 +275,7 @@ inline void FlowTable::prefetch_slot(uint32_t slot) const {
     detail::prefetch_read(entries_ + slot);
 }
 
-inline uint32_t FlowTable::probe_home(const KeyV4& key, uint32_t h) const {
-    const uint32_t home = home_of(h);
+inline uint32_t FlowTable::probe_home(const KeyV4& key, uint32_t h, uint32_t home) const {
     if (detail::key_equal(entries_[home].key, key)) return home;  // a free slot's key never matches
     prefetch(h);
     return kNoPeer;

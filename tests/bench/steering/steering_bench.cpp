@@ -188,16 +188,16 @@ uint32_t run_burst(Rig& r, std::array<Frame, kBurst>& burst, ToBackend* out, uin
     std::array<packet::Parsed, kBurst> parsed;
     std::array<flow::KeyV4, kBurst> key;
     std::array<uint32_t, kBurst> hash;
+    std::array<uint32_t, kBurst> hint;
     for (uint32_t i = 0; i < n; ++i) {
         packet::parse(burst[i].b.data(), 54, parsed[i]);
         const packet::Parsed& p = parsed[i];
         key[i] = key_v4(p);
         hash[i] = flow::FlowTable::hash(key[i]);
-        r.flows->prefetch_home(hash[i]);
+        hint[i] = r.flows->prefetch_home(hash[i]);
         if (packet::opens_connection(p)) r.flows->prefetch(hash[i]);
     }
-    std::array<uint32_t, kBurst> hint;
-    for (uint32_t i = 0; i < n; ++i) hint[i] = r.flows->probe_home(key[i], hash[i]);
+    for (uint32_t i = 0; i < n; ++i) hint[i] = r.flows->probe_home(key[i], hash[i], hint[i]);
     for (uint32_t i = 0; i < n; ++i)
         if (hint[i] == flow::kNoPeer) hint[i] = r.flows->prefetch_entry(hash[i]);
     uint32_t failed = 0;
