@@ -57,8 +57,11 @@ void ControlPlane::publish() {
     auto next = dp::build_snapshot(*cfg_, ids_, runtime_, route, generation_ + 1);
     if (next->backends.size() > dp::kMaxBackends || next->vips.size() > dp::kMaxVips)
         throw std::runtime_error("too many backends or VIPs for this process; restart ferryd");
-    for (const auto& be : next->backends)
-        if (be.known && be.nexthop_ip) want_neighbour(be.nexthop_ip, be.egress_port);
+    for (auto& be : next->backends) {
+        if (!be.known || be.nexthop_ip == 0) continue;
+        want_neighbour(be.nexthop_ip, be.egress_port);
+        be.neighbour_slot = dp_.neighbours().slot_of(be.nexthop_ip);
+    }
     ++generation_;
     rows_.clear();
     for (const auto& v : cfg_->vips) {

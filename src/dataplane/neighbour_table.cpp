@@ -53,14 +53,15 @@ bool NeighbourTable::invalidate(uint32_t ip) {
 
 bool NeighbourTable::add_unresolved(uint32_t ip) { return find_or_add(ip, true) >= 0; }
 
-bool NeighbourTable::contains(uint32_t ip) const {
+uint32_t NeighbourTable::slot_of(uint32_t ip) const {
+    if (ip == 0) return kNoSlot;
     const uint32_t mask = mask_;
     for (uint32_t i = hash(ip) & mask, n = 0; n <= mask; i = (i + 1) & mask, ++n) {
         uint32_t key = slots_[i].ip.load(std::memory_order_relaxed);
-        if (key == ip) return true;
-        if (key == 0) return false;
+        if (key == ip) return i;
+        if (key == 0) return kNoSlot;
     }
-    return false;
+    return kNoSlot;
 }
 
 std::vector<uint32_t> NeighbourTable::addresses() const {

@@ -24,6 +24,8 @@ struct PackedMac {
 
 class NeighbourTable {
 public:
+    static constexpr uint32_t kNoSlot = 0xffffffffu;
+
     explicit NeighbourTable(uint32_t capacity_pow2 = 4096);
 
     // Worker side: the PackedMac word of `ip` (network order), kValid set
@@ -41,6 +43,13 @@ public:
         }
         return 0;
     }
+    // Worker side: lookup_word for the address in `slot` (from slot_of), with
+    // no hashing or probing: a backend's next hop carries its slot in the
+    // snapshot.
+    __attribute__((always_inline)) uint64_t word_at(uint32_t slot) const {
+        const uint64_t w = slots_[slot].mac.load(std::memory_order_acquire);
+        return (w & PackedMac::kValid) ? w : 0;
+    }
     // The MAC of `ip` (network order) if resolved.
     bool lookup(uint32_t ip, uint8_t mac[6]) const {
         const uint64_t w = lookup_word(ip);
@@ -56,7 +65,10 @@ public:
     bool invalidate(uint32_t ip);
     // Adds ip without a MAC (a next hop to resolve). False when full.
     bool add_unresolved(uint32_t ip);
-    bool contains(uint32_t ip) const;
+    bool contains(uint32_t ip) const { return slot_of(ip) != kNoSlot; }
+    // The slot that holds `ip`, kNoSlot when it was never added. A slot keeps
+    // its address for the life of the table, so the answer stays true.
+    uint32_t slot_of(uint32_t ip) const;
     // Every address ever added, resolved or not (control-thread use).
     std::vector<uint32_t> addresses() const;
     uint32_t size() const { return used_; }

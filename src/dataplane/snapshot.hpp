@@ -40,6 +40,10 @@ struct BackendEntry {
     uint16_t port = 0;         // network order
     uint16_t egress_port = 0;  // DPDK port id that reaches it
     uint32_t nexthop_ip = 0;   // network order: itself, or a gateway
+    // nexthop_ip's slot in the neighbour table (NeighbourTable::slot_of), set
+    // by the control plane before it publishes, so a worker reads the MAC
+    // without a lookup; kNone when the table had no room (then it looks up).
+    uint32_t neighbour_slot = kNone;
     BackendState state = BackendState::removed;
     bool drop_flows = false;   // down with down_flows = drop: existing flows are cut too
     bool known = false;        // false for ids not (yet) in use

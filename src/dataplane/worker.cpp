@@ -93,9 +93,12 @@ private:
                      uint32_t vip_id, bool handed_off);
     bool reply_flow(rte_mbuf* m, const packet::Parsed& p, uint32_t slot);
     void to_exception(rte_mbuf* m, const PortInfo& port);
-    // A VIP packet's path is inline in process_burst (forward_vip, send, transmit, and
+    // A VIP packet's path is inline in process_burst (forward_vip, send_to_backend, transmit, and
     // Steering::to_backend's hit path); what is rare is not (hold_for_neighbour, ...).
     void send(rte_mbuf* m, uint16_t port_id, uint32_t nexthop_ip);
+    // send() to a backend's next hop, its MAC read from the neighbour slot
+    // the snapshot carries (no hashing or probing).
+    void send_to_backend(rte_mbuf* m, const BackendEntry& be);
     // No MAC for the next hop yet: ask the control thread to resolve it and hold the packet.
     void hold_for_neighbour(rte_mbuf* m, uint16_t port_id, uint32_t nexthop_ip);
     void send_to_client(rte_mbuf* m, uint32_t client_ip);
@@ -159,6 +162,14 @@ __rte_always_inline void Worker::send(rte_mbuf* m, uint16_t port_id, uint32_t ne
     const uint64_t mac = dp_.neighbours().lookup_word(nexthop_ip);
     if (likely(mac != 0)) return transmit(m, port_id, mac);
     hold_for_neighbour(m, port_id, nexthop_ip);
+}
+
+__rte_always_inline void Worker::send_to_backend(rte_mbuf* m, const BackendEntry& be) {
+    static_assert(NeighbourTable::kNoSlot == kNone, "BackendEntry::neighbour_slot holds kNone for no slot");
+    const NeighbourTable& nt = dp_.neighbours();
+    const uint64_t mac = be.neighbour_slot != kNone ? nt.word_at(be.neighbour_slot) : nt.lookup_word(be.nexthop_ip);
+    if (likely(mac != 0)) return transmit(m, be.egress_port, mac);
+    hold_for_neighbour(m, be.egress_port, be.nexthop_ip);
 }
 
 __rte_noinline void Worker::hold_for_neighbour(rte_mbuf* m, uint16_t port_id, uint32_t nexthop_ip) {
@@ -284,7 +295,7 @@ __rte_always_inline void Worker::forward_vip(rte_mbuf* m, const packet::Parsed& 
     else
         packet::rewrite_dst(data, p, be.ip, be.port);
     ++c_.forwarded;
-    send(m, be.egress_port, be.nexthop_ip);
+    send_to_backend(m, be);
 }
 
 // A packet from a backend that matched a reply entry: restore the VIP (and,

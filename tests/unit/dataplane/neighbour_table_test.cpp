@@ -5,6 +5,7 @@
 #include <atomic>
 #include <cstring>
 #include <thread>
+#include <vector>
 
 namespace ferry::dp {
 namespace {
@@ -38,6 +39,37 @@ TEST(NeighbourTable, LookupWordHoldsTheMacInItsLowSixBytes) {
     EXPECT_EQ(0, std::memcmp(frame, kMacB, 6));
     t.invalidate(9);
     EXPECT_EQ(t.lookup_word(9), 0u);
+}
+
+// A backend's snapshot entry carries its next hop's slot: the slot must stay
+// the address's, and word_at must answer as lookup_word does, resolved or not.
+TEST(NeighbourTable, SlotOfAnAddressAnswersAsItsLookup) {
+    NeighbourTable t(16);
+    EXPECT_EQ(t.slot_of(5), NeighbourTable::kNoSlot);
+    EXPECT_EQ(t.slot_of(0), NeighbourTable::kNoSlot);
+    // Addresses whose probes collide: slots differ, each keeps its own.
+    std::vector<uint32_t> ips;
+    for (uint32_t ip = 1; ips.size() < 5; ++ip)
+        if ((NeighbourTable::hash(ip) & 15) == (NeighbourTable::hash(1) & 15)) ips.push_back(ip);
+    for (const uint32_t ip : ips) ASSERT_TRUE(t.add_unresolved(ip));
+    std::vector<uint32_t> slots;
+    for (const uint32_t ip : ips) {
+        const uint32_t s = t.slot_of(ip);
+        ASSERT_LT(s, 16u);
+        EXPECT_EQ(t.word_at(s), 0u) << "added, not resolved";
+        slots.push_back(s);
+    }
+    for (size_t i = 1; i < slots.size(); ++i) EXPECT_NE(slots[i], slots[0]);
+    t.update(ips[3], kMacA);
+    t.update(ips[1], kMacB);
+    for (size_t i = 0; i < ips.size(); ++i) {
+        EXPECT_EQ(t.word_at(slots[i]), t.lookup_word(ips[i])) << i;
+        EXPECT_EQ(t.slot_of(ips[i]), slots[i]) << "a slot keeps its address";
+    }
+    EXPECT_NE(t.word_at(slots[3]), 0u);
+    t.invalidate(ips[3]);
+    EXPECT_EQ(t.word_at(slots[3]), 0u);
+    EXPECT_EQ(t.slot_of(ips[3]), slots[3]);
 }
 
 TEST(NeighbourTable, UpdateReplacesAndInvalidateExpires) {
