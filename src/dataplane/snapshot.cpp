@@ -3,6 +3,7 @@
 #include <netinet/in.h>
 
 #include <algorithm>
+#include <bit>
 #include <cmath>
 
 #include "balance/least_load.hpp"
@@ -50,12 +51,14 @@ void Snapshot::build_index() {
     index_.assign(n, IndexSlot{});
     vip_addresses_.clear();
     const uint32_t mask = index_mask_ = uint32_t(n - 1);
+    index_shift_ = uint32_t(64 - std::countr_zero(n));
     for (uint32_t id = 0; id < vips.size(); ++id) {
         const VipEntry& v = vips[id];
         if (!v.present) continue;
-        uint32_t i = index_hash(v.ip, v.port, v.proto) & mask;
-        while (index_[i].vip != kNone) i = (i + 1) & mask;
-        index_[i] = IndexSlot{v.ip, v.port, v.proto, id};
+        const uint64_t key = index_key(v.ip, v.port, v.proto);
+        uint32_t i = index_home(key);
+        while (index_[i].key != 0) i = (i + 1) & mask;
+        index_[i] = IndexSlot{key, id};
         if (std::find(vip_addresses_.begin(), vip_addresses_.end(), v.ip) == vip_addresses_.end())
             vip_addresses_.push_back(v.ip);
     }

@@ -139,10 +139,11 @@ public:
 
     // VIP id for (ip, port, proto) or kNone. Hot path.
     uint32_t find_vip(uint32_t ip, uint16_t port, uint8_t proto) const {
-        for (uint32_t i = index_hash(ip, port, proto) & index_mask_;; i = (i + 1) & index_mask_) {
+        const uint64_t key = index_key(ip, port, proto);
+        for (uint32_t i = index_home(key);; i = (i + 1) & index_mask_) {
             const IndexSlot& s = index_[i];
-            if (s.vip == kNone) return kNone;
-            if (s.ip == ip && s.port == port && s.proto == proto) return s.vip;
+            if (s.key == key) return s.vip;  // a free slot's key is 0, its vip kNone
+            if (s.key == 0) return kNone;
         }
     }
     // True if ip is the address of any VIP (ARP, ping). Hot path.
@@ -156,20 +157,23 @@ public:
     void build_index();
 
 private:
+    // (ip, port, proto) as one word, so a slot is checked with one compare.
+    // Never 0 for a VIP (its protocol is not 0): 0 marks a free slot.
     struct IndexSlot {
-        uint32_t ip = 0;
-        uint16_t port = 0;
-        uint8_t proto = 0;
+        uint64_t key = 0;
         uint32_t vip = kNone;
     };
-    static uint32_t index_hash(uint32_t ip, uint16_t port, uint8_t proto) {
-        uint32_t h = (ip ^ (uint32_t(port) << 16) ^ proto) * 0x9e3779b1u;
-        return h ^ (h >> 15);
+    static uint64_t index_key(uint32_t ip, uint16_t port, uint8_t proto) {
+        return uint64_t(ip) | uint64_t(port) << 32 | uint64_t(proto) << 48;
     }
-    // Open addressing, a power of two long with at least one free slot; one
-    // free slot until build_index(), so find_vip() answers kNone before it.
-    std::vector<IndexSlot> index_ = std::vector<IndexSlot>(1);
-    uint32_t index_mask_ = 0;  // index_.size() - 1, kept so a lookup need not compute it
+    // Fibonacci hashing: the top bits of the product, which depend on every
+    // bit of the key (the low ones would miss the port and protocol).
+    uint32_t index_home(uint64_t key) const { return uint32_t((key * 0x9e3779b97f4a7c15ull) >> index_shift_); }
+    // Open addressing, a power of two long with at least one free slot; two
+    // free slots until build_index(), so find_vip() answers kNone before it.
+    std::vector<IndexSlot> index_ = std::vector<IndexSlot>(2);
+    uint32_t index_mask_ = 1;    // index_.size() - 1, kept so a lookup need not compute it
+    uint32_t index_shift_ = 63;  // 64 - log2(index_.size())
     std::vector<uint32_t> vip_addresses_;
 };
 

@@ -78,6 +78,32 @@ TEST(Snapshot, FindsNoVipBeforeItsIndexIsBuilt) {
     EXPECT_EQ(s.find_vip(htonl(0x0a000001), htons(80), IPPROTO_TCP), kNone);
 }
 
+// The VIP index with many VIPs sharing an address (ports, both protocols)
+// and many addresses: every VIP is found under its own id, nothing else is.
+TEST(Snapshot, VipIndexFindsEveryVipAndNothingElse) {
+    Snapshot s;
+    for (uint32_t a = 0; a < 8; ++a) {
+        for (uint16_t port = 1; port <= 40; ++port) {
+            for (const uint8_t proto : {uint8_t(IPPROTO_TCP), uint8_t(IPPROTO_UDP)}) {
+                VipEntry v;
+                v.present = (port % 7) != 0;  // some ids unused
+                v.ip = htonl(0x0a000064 + a);
+                v.port = htons(port == 40 ? 443 : port);
+                v.proto = proto;
+                s.vips.push_back(v);
+            }
+        }
+    }
+    s.build_index();
+    for (uint32_t id = 0; id < s.vips.size(); ++id) {
+        const VipEntry& v = s.vips[id];
+        EXPECT_EQ(s.find_vip(v.ip, v.port, v.proto), v.present ? id : kNone) << id;
+        EXPECT_EQ(s.find_vip(v.ip, htons(1000), v.proto), kNone);
+        EXPECT_EQ(s.find_vip(htonl(0x0b000064), v.port, v.proto), kNone);
+        EXPECT_EQ(s.find_vip(v.ip, v.port, IPPROTO_ICMP), kNone);
+    }
+}
+
 TEST(Snapshot, IdsAreStableAcrossRebuildsAndRemovedBackendsStayResolvable) {
     IdRegistry ids;
     Config c = two_vips();
