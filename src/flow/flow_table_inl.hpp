@@ -482,6 +482,7 @@ inline ClosingItem FlowTable::pop_closing(ClosingLane& lane) {
 template <typename TimeoutsOf, typename OnExpire>
 uint32_t FlowTable::expire_closed(uint32_t budget, uint32_t now_ms, TimeoutsOf&& timeouts_of, OnExpire&& on_expire) {
     uint32_t removed = 0;
+    if (closing_count_ == 0) return removed;  // the common case between bursts: nothing queued, no lane to visit
     uint32_t slots[kCloseChunk];
     for (ClosingLane& lane : closing_lanes_) {
         while (budget != 0) {
