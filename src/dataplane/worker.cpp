@@ -330,7 +330,8 @@ void Worker::process(rte_mbuf* m, const PortInfo& port, bool handed_off, const P
         default: return drop(m, drop_of(r));
     }
 
-    const flow::KeyV4 key = pre ? pre->key : key_v4(p);
+    flow::KeyV4 key_here;  // a handed-off packet's; a received one's was kept with its parse
+    const flow::KeyV4& key = pre ? pre->key : (key_here = key_v4(p));
     const uint32_t hash = pre ? pre->hash : flow::FlowTable::hash(key);
     const uint32_t hint = pre ? pre->hint : flow::kNoPeer;
     if (p.proto != IPPROTO_ICMP) {
