@@ -199,7 +199,7 @@ __attribute__((always_inline)) inline ToBackend Steering::to_backend(const Snaps
     out.backend_id = v.backend_id;
     out.nat_port = v.nat_port;
     if (v.nat_port != 0) out.nat_ip = local_ip_of_[v.nat_addr];
-    if (p.proto == 6 /* IPPROTO_TCP */ && (p.tcp_flags & (packet::kTcpRst | packet::kTcpFin)) != 0) {
+    if ((p.tcp_flags & (packet::kTcpRst | packet::kTcpFin)) != 0) {  // never set but in TCP (packet::Parsed)
         if (p.tcp_flags & packet::kTcpRst) {
             close(snap, v, slot, now_ms);
         } else {

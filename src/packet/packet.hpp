@@ -42,7 +42,7 @@ struct Parsed {
     bool has_vlan = false;
     bool has_ip_options = false;  // IHL > 5 (parsed fine, counted by the caller if it cares)
     uint8_t proto = 0;         // IPPROTO_TCP / IPPROTO_UDP / IPPROTO_ICMP
-    uint8_t tcp_flags = 0;     // TCP flags byte (FIN=0x01 SYN=0x02 RST=0x04 PSH=0x08 ACK=0x10)
+    uint8_t tcp_flags = 0;     // TCP flags byte (FIN=0x01 SYN=0x02 RST=0x04 PSH=0x08 ACK=0x10); 0 unless TCP
     uint32_t src_ip = 0;       // network order
     uint32_t dst_ip = 0;       // network order
     uint16_t src_port = 0;     // network order; ICMP echo: identifier, 0 otherwise
@@ -65,10 +65,9 @@ ParseResult parse_general(const uint8_t* data, size_t len, Parsed& out);
 inline constexpr uint8_t kTcpFin = 0x01, kTcpSyn = 0x02, kTcpRst = 0x04, kTcpAck = 0x10;
 
 // A TCP SYN without ACK: a connection's first packet, whose flow is usually
-// not in the flow table yet.
-inline bool opens_connection(const Parsed& p) {
-    return p.proto == 6 /* IPPROTO_TCP */ && (p.tcp_flags & (kTcpSyn | kTcpAck)) == kTcpSyn;
-}
+// not in the flow table yet. No protocol test: parse() leaves tcp_flags 0
+// for anything but TCP (a worker asks this of every packet, twice).
+inline bool opens_connection(const Parsed& p) { return (p.tcp_flags & (kTcpSyn | kTcpAck)) == kTcpSyn; }
 
 // --- Checksums --------------------------------------------------------------
 

@@ -94,6 +94,25 @@ TEST(Parse, UdpFields) {
     EXPECT_EQ(p.tcp_flags, 0);
 }
 
+// opens_connection() and the worker's FIN/RST test read tcp_flags without
+// checking the protocol: both parsers must leave it 0 for UDP and ICMP,
+// whatever byte sits where a TCP header's flags would be.
+TEST(Parse, TcpFlagsStayZeroForOtherProtocols) {
+    for (const bool vlan : {false, true}) {  // the shortcut parser, then the general one
+        for (FrameSpec s : {udp_spec(), icmp_spec()}) {
+            s.vlan = vlan;
+            s.payload_len = 40;
+            std::vector<uint8_t> f = build_frame(s);
+            const size_t l4 = (vlan ? 18 : 14) + 20;
+            for (size_t i = l4 + 8; i < f.size(); ++i) f[i] = 0xff;  // every "flag" set past the header
+            Parsed p;
+            ASSERT_EQ(parse_vec(f, p), ParseResult::ok);
+            EXPECT_EQ(p.tcp_flags, 0) << int(s.proto) << " vlan " << vlan;
+            EXPECT_FALSE(opens_connection(p));
+        }
+    }
+}
+
 TEST(Parse, IcmpEchoCarriesIdentifier) {
     Parsed p;
     ASSERT_EQ(parse_vec(build_frame(icmp_spec()), p), ParseResult::ok);
