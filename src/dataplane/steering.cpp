@@ -160,7 +160,7 @@ ToBackend Steering::open_flow(const Snapshot& snap, uint32_t vip_id, const VipEn
     WorkerCounters& c = *x_.counters;
     VipCounters& vc = x_.vip_counters[vip_id];
     const bool tcp = p.proto == IPPROTO_TCP;
-    const bool syn = tcp && (p.tcp_flags & kSynAck) == packet::kTcpSyn;
+    const bool syn = packet::opens_connection(p);
     ToBackend out;
     if (tcp && !syn) {
         ++c.flow_miss_non_syn;
