@@ -224,29 +224,31 @@ cpu_share() {
 now_ticks() { awk -v hz="$(getconf CLK_TCK)" '{ printf "%d", $1 * hz }' /proc/uptime; }
 
 # One stats read right after the generator's last packet: Ferry's non-zero
-# drop counters ("reason=count,..."), a space, and the occupied flow-table
-# entries of all workers (2 per flow; in mix B also the closed flows that wait
-# out tcp_closing).
+# drop counters ("reason=count,..."), the occupied flow-table entries of all
+# workers (2 per flow; in mix B also the closed flows that wait out
+# tcp_closing), and the worker's busy TSC cycles per packet received: in all,
+# and in Ferry's own processing (see cycles_per_packet in docs/OPERATIONS.md).
 ferry_stats() {
   "$FERRYCTL" --socket "$TMP/ferryd.sock" --json stats 2>/dev/null | "$PYTHON" -c '
 import json, sys
 r = json.load(sys.stdin)
 d = r.get("drops", {})
 drops = ",".join(f"{k}={v}" for k, v in d.items() if isinstance(v, int) and v) or "none"
-print(drops, sum(w.get("flow_entries", 0) for w in r.get("workers", [])))' 2>/dev/null || echo "? ?"
+c = r.get("cycles_per_packet", {})
+print(drops, sum(w.get("flow_entries", 0) for w in r.get("workers", [])), c.get("total", "?"), c.get("process", "?"))' 2>/dev/null || echo "? ? ? ?"
 }
 
 pct_of() { [[ $1 == B ]] && echo "$NEW_PCT" || echo 0; }
 
-# record NAME K MIX GEN_OUTPUT CAPACITY RSS DROPS FWD_CPU LOAD_BEFORE FLOW_ENTRIES
+# record NAME K MIX GEN_OUTPUT CAPACITY RSS DROPS FWD_CPU LOAD_BEFORE FLOW_ENTRIES BUSY_CYCLES PROCESS_CYCLES
 record() {
   local r w g
   r=$(grep '^RESULT' <<<"$4" || true); w=$(grep '^WARM' <<<"$4" || true); g=$(sed -n 's/^GENCPU //p' <<<"$4")
   [[ -n $r ]] || { echo "$4" >&2; die "generator gave no result ($1, K=$2, mix $3)"; }
-  printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$1" "$2" "$3" \
+  printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$1" "$2" "$3" \
     "$(field offered_mpps <<<"$r")" "$(field forwarded_mpps <<<"$r")" "$(field new_cps <<<"$r")" \
-    "$(field lost <<<"$r")" "$(field syn_out <<<"$w")" "$5" "$6" "$7" "$8" "${g:-?}" "$9 -> $(load)" "${10}" >> "$RESULTS"
-  log "$1 K=$2 mix $3: $(field forwarded_mpps <<<"$r") Mpps forwarded, $(field new_cps <<<"$r") new conn/s, lost $(field lost <<<"$r"), forwarder CPU $8%, generator CPU ${g:-?}%, drops $7 (load $(load))"
+    "$(field lost <<<"$r")" "$(field syn_out <<<"$w")" "$5" "$6" "$7" "$8" "${g:-?}" "$9 -> $(load)" "${10}" "${11}" "${12}" >> "$RESULTS"
+  log "$1 K=$2 mix $3: $(field forwarded_mpps <<<"$r") Mpps forwarded, $(field new_cps <<<"$r") new conn/s, lost $(field lost <<<"$r"), forwarder CPU $8%, busy cycles/packet ${11} (processing ${12}), generator CPU ${g:-?}%, drops $7 (load $(load))"
 }
 
 # One point (K, mix): the testpmd ceiling, then ferryd in each mode, back to back.
@@ -254,7 +256,7 @@ RESULTS=""
 pipeline() {
   RESULTS="$TMP/results.tsv"
   : > "$RESULTS"
-  local mode k mix out cap rss drops entries t0 w0 l0 cpu task
+  local mode k mix out cap rss drops entries cycles process t0 w0 l0 cpu task
   log "pipeline: flows {$FLOWS}, modes {$MODES}, mixes {$MIXES}, $DURATION s each, $REPEAT runs, memory ${EAL_MEM[*]}"
   for k in $FLOWS; do
     for mix in $MIXES; do
@@ -265,7 +267,7 @@ pipeline() {
           setsid "$TESTPMD" --lcores 0@0,1@1 --file-prefix "fbench$$-tp" --no-pci "${EAL_MEM[@]}" \
             --vdev "net_memif0,role=server,socket=$TMP/client.sock,id=0" \
             --vdev "net_memif1,role=server,socket=$TMP/backend.sock,id=0" \
-            -- --forward-mode=io --auto-start --stats-period 3600 --total-num-mbufs=32768 \
+            -- --forward-mode=io --auto-start --stats-period 3600 --total-num-mbufs=32768 --record-core-cycles \
             >"$TMP/testpmd.log" 2>&1 &
           local tp=$!
           PIDS+=("$tp")
@@ -279,7 +281,9 @@ pipeline() {
           gen_finish
           out=$GEN_OUT
           echo "$out" > "$TMP/gen-testpmd-$k-$mix.log"
-          record testpmd-io "$k" "$mix" "$out" - - - "$cpu" "$l0" -
+          # testpmd prints its busy cycles per packet received when it stops.
+          cycles=$(sed -n 's|.*CPU cycles/packet=\([0-9.]*\).*|\1|p' "$TMP/testpmd.log" | tail -1)
+          record testpmd-io "$k" "$mix" "$out" - - - "$cpu" "$l0" - "${cycles:-?}" -
         fi
         for mode in $MODES; do
           cap=$(pipeline_capacity "$k" "$mix")
@@ -290,12 +294,12 @@ pipeline() {
           gen_start "$k" "$(pct_of "$mix")"
           cpu=$(cpu_share "$task" "$w0" "$t0")
           rss=$(rss_kib "$FERRYD_PID")
-          read -r drops entries <<<"$(ferry_stats)"
+          read -r drops entries cycles process <<<"$(ferry_stats)"
           stop_pid "$FERRYD_PID"
           gen_finish
           out=$GEN_OUT
           echo "$out" > "$TMP/gen-$mode-$k-$mix.log"
-          record "ferryd-$mode" "$k" "$mix" "$out" "$cap" "$rss" "$drops" "$cpu" "$l0" "$entries"
+          record "ferryd-$mode" "$k" "$mix" "$out" "$cap" "$rss" "$drops" "$cpu" "$l0" "$entries" "$cycles" "$process"
         done
       done
     done
@@ -324,6 +328,10 @@ print("closed flows that wait out tcp_closing (1 s here), so the table holds K +
 print("fwd CPU = share of CPU 1 the forwarding thread got during the run; gen CPU = the generator's share of CPU 0.")
 print("Mpps/full core = fwd Mpps / fwd CPU share: what one unshared core would do IF the forwarder was the bottleneck")
 print("(it is when the generator's CPU is high and offered = forwarded; on a quiet machine the two columns agree).")
+print("busy cycles/pkt = the forwarding core's TSC cycles (2.1 GHz here) in polls that received packets, per packet")
+print("received: testpmd's --record-core-cycles, ferryd's cycles_per_packet (stats). It leaves out the generator and")
+print("the core's sharing, so 'cycle ratio' (ceiling's / ferryd's) is the ratio on an unshared core with a generator")
+print("that is never the limit; 'processing' is the part of ferryd's cycles in its own code, the rest is polling and I/O.")
 print("Each row is the forwarder's best of its runs at that point; 'runs' lists every run's fwd Mpps.")
 def norm(r):
     try:
@@ -331,21 +339,31 @@ def norm(r):
     except ValueError:
         return None
 ceil_n = {(r[1], r[2]): norm(r) for r in rows if r[0] == "testpmd-io"}
+def num(x):
+    try:
+        return float(x)
+    except ValueError:
+        return None
+ceil_c = {(r[1], r[2]): num(r[15]) for r in rows if r[0] == "testpmd-io"}
 hdr = ("forwarder", "flows", "mix", "offered Mpps", "fwd Mpps", "ceiling Mpps", "ratio", "fwd CPU %",
-       "Mpps/full core", "ceiling/full core", "ratio/full core", "new conn/s", "lost", "warm SYN out",
+       "Mpps/full core", "ceiling/full core", "ratio/full core", "busy cycles/pkt", "ceiling cycles/pkt",
+       "cycle ratio", "processing cycles/pkt", "new conn/s", "lost", "warm SYN out",
        "flow_capacity", "flow entries at end", "ferryd RSS MiB", "ferryd drops", "gen CPU %",
        "load 1/5/15 (start -> end)", "runs")
 print("| " + " | ".join(hdr) + " |")
 print("|" + "---|" * len(hdr))
 for r in rows:
-    name, k, mix, off, fwd, cps, lost, warm, cap, rss, drops, fcpu, gcpu, ld, entries = r
+    name, k, mix, off, fwd, cps, lost, warm, cap, rss, drops, fcpu, gcpu, ld, entries, cyc, proc = r
     c, cn, n = ceil.get((k, mix)), ceil_n.get((k, mix)), norm(r)
+    cc, fc = ceil_c.get((k, mix)), num(cyc)
     ferry = name != "testpmd-io"
     ratio = f"{float(fwd) / c:.2f}" if c and ferry else "-"
     ratio_n = f"{n / cn:.2f}" if n and cn and ferry else "-"
+    ratio_c = f"{cc / fc:.2f}" if cc and fc and ferry else "-"
     rss_mib = f"{int(rss) / 1024:.0f}" if rss not in ("-", "") else "-"
     print("| " + " | ".join([name, k, mix, off, fwd, f"{c:.3f}" if c else "-", ratio, fcpu,
-                             f"{n:.2f}" if n else "-", f"{cn:.2f}" if cn else "-", ratio_n, cps, lost, warm, cap,
+                             f"{n:.2f}" if n else "-", f"{cn:.2f}" if cn else "-", ratio_n, cyc,
+                             f"{cc:.1f}" if cc else "-", ratio_c, proc, cps, lost, warm, cap,
                              entries, rss_mib, drops, gcpu, ld, " ".join(every[(name, k, mix)])]) + " |")
 EOF
 }

@@ -19,6 +19,8 @@ using nlohmann::json;
 
 namespace {
 
+double round2(double v) { return std::round(v * 100) / 100; }
+
 const char* mode_name(ForwardMode m) { return m == ForwardMode::nat ? "nat" : "dnat"; }
 
 const char* scheduler_name(SchedulerKind k) {
@@ -183,12 +185,21 @@ json ControlPlane::handle(const json& req) {
         for (auto& w : dp_.workers()) {
             dp::WorkerCounters c;
             c.add_relaxed(w->counters);
-            workers.push_back({{"worker", w->index},        {"lcore", w->lcore},
-                               {"rx_packets", c.rx_packets}, {"tx_packets", c.tx_packets},
-                               {"flow_entries", c.flow_entries}, {"handoff_in", c.handoff_in},
-                               {"handoff_out", c.handoff_out}, {"drops", c.total_drops()}});
+            workers.push_back({{"worker", w->index},
+                               {"lcore", w->lcore},
+                               {"rx_packets", c.rx_packets},
+                               {"tx_packets", c.tx_packets},
+                               {"flow_entries", c.flow_entries},
+                               {"handoff_in", c.handoff_in},
+                               {"handoff_out", c.handoff_out},
+                               {"drops", c.total_drops()},
+                               {"cycles_per_packet", round2(dp::cycles_per_packet(c).total)}});
         }
         dp::WorkerCounters total = dp_.worker_totals();
+        const dp::CyclesPerPacket cpp = dp::cycles_per_packet(total);
+        out["cycles_per_packet"] = {{"rx", round2(cpp.rx)},       {"process", round2(cpp.process)},
+                                    {"tx", round2(cpp.tx)},       {"other", round2(cpp.other)},
+                                    {"total", round2(cpp.total)}, {"tsc_hz", rte_get_tsc_hz()}};
 #define FERRY_PUT(f) counters[#f] = total.f;
         FERRY_WORKER_COUNTERS(FERRY_PUT)
 #undef FERRY_PUT

@@ -1,6 +1,7 @@
 // Prometheus /metrics rendering. Runs on the metrics server's threads: reads
 // worker counters with relaxed loads and the control plane's published view
 // (under its mutex), never the control thread's working state.
+#include <rte_cycles.h>
 #include <rte_ethdev.h>
 
 #include "control/control_plane.hpp"
@@ -12,6 +13,7 @@ std::string ControlPlane::render_metrics() const {
     View v = view();
     ops::PromWriter w;
     auto& workers = dp_.workers();
+    const double tsc_hz = double(rte_get_tsc_hz());
     for (const auto& wk : workers) {
         const dp::WorkerCounters& c = wk->counters;
         ops::PromWriter::Labels l{{"worker", std::to_string(wk->index)}};
@@ -51,6 +53,17 @@ std::string ControlPlane::render_metrics() const {
         w.counter("ferry_closing_overflow", "Closed flows the closing queue had no room for (the sweep removes them).",
                   dp::read_relaxed(c.closing_overflow), l);
         w.gauge("ferry_flow_capacity", "Flow-table capacity in entries.", wk->flows->capacity(), l);
+        w.counter("ferry_worker_busy_polls", "Worker polls that moved at least one packet.",
+                  dp::read_relaxed(c.busy_polls), l);
+        auto busy = [&](const char* stage, uint64_t cycles) {
+            w.counter("ferry_worker_busy_seconds",
+                      "Time of the polls that moved packets, by stage (rate = the share of the core doing work).",
+                      double(cycles) / tsc_hz, {{"worker", std::to_string(wk->index)}, {"stage", stage}});
+        };
+        busy("rx", dp::read_relaxed(c.cycles_rx));
+        busy("process", dp::read_relaxed(c.cycles_process));
+        busy("tx", dp::read_relaxed(c.cycles_tx));
+        busy("other", dp::read_relaxed(c.cycles_other));
         for (size_t i = 0; i < dp::kDropCount; ++i)
             w.counter("ferry_drops", "Packets dropped, by reason.", dp::read_relaxed(c.drops[i]),
                       {{"worker", std::to_string(wk->index)}, {"reason", dp::to_string(dp::Drop(i))}});

@@ -36,6 +36,18 @@ uint64_t WorkerCounters::total_drops() const {
     return n;
 }
 
+CyclesPerPacket cycles_per_packet(const WorkerCounters& c) {
+    CyclesPerPacket r;
+    if (c.rx_packets == 0) return r;
+    const double n = double(c.rx_packets);
+    r.rx = double(c.cycles_rx) / n;
+    r.process = double(c.cycles_process) / n;
+    r.tx = double(c.cycles_tx) / n;
+    r.other = double(c.cycles_other) / n;
+    r.total = double(c.cycles_rx + c.cycles_process + c.cycles_tx + c.cycles_other) / n;
+    return r;
+}
+
 void BackendCounters::add_relaxed(const BackendCounters& o) {
     packets += read_relaxed(o.packets);
     bytes += read_relaxed(o.bytes);

@@ -35,11 +35,14 @@ inline Drop drop_of(packet::ParseResult r) { return Drop(uint8_t(r)); }
 
 // Every plain counter of a worker, for code that sums or prints them all:
 // X(name) once per field of WorkerCounters except the drops array.
+// clang-format off
 #define FERRY_WORKER_COUNTERS(X)                                                                       \
     X(rx_packets) X(rx_bytes) X(tx_packets) X(tx_bytes) X(forwarded) X(flows_created) X(flow_miss_syn) \
     X(flow_miss_non_syn) X(flow_miss_udp) X(flows_expired) X(flows_closed) X(stateless) X(handoff_out)  \
     X(handoff_in) X(to_exception) X(from_exception) X(arp_replies) X(icmp_echo_replies)                \
-    X(neighbour_requests) X(flow_entries) X(flows_closing) X(closing_overflow)
+    X(neighbour_requests) X(flow_entries) X(flows_closing) X(closing_overflow) X(busy_polls)            \
+    X(cycles_rx) X(cycles_process) X(cycles_tx) X(cycles_other)
+// clang-format on
 
 // Counters of one worker lcore, one cache line apart from the next worker's.
 struct alignas(64) WorkerCounters {
@@ -65,12 +68,25 @@ struct alignas(64) WorkerCounters {
     uint64_t flow_entries = 0;     // gauge: occupied flow-table slots
     uint64_t flows_closing = 0;    // gauge: closed flows queued to leave at their closing timeout
     uint64_t closing_overflow = 0; // closes the queue had no room for (the sweep removes those later)
+    // Where a poll-mode worker's time goes (it shows 100% CPU whether busy or
+    // not): TSC cycles of the polls that moved at least one packet, by stage.
+    uint64_t busy_polls = 0;
+    uint64_t cycles_rx = 0;       // polling and receiving, up to the end of each burst that brought packets
+    uint64_t cycles_process = 0;  // Ferry's own work on received bursts: parse, steer, rewrite, queue for TX
+    uint64_t cycles_tx = 0;       // after the last processed burst: empty polls of later ports, sending
+    uint64_t cycles_other = 0;    // housekeeping after sending: closed-flow expiry, the idle sweep, RCU
     std::array<uint64_t, kDropCount> drops{};
 
     // Adds another worker's counters, read with relaxed loads.
     void add_relaxed(const WorkerCounters& o);
     uint64_t total_drops() const;
 };
+
+// Busy cycles per packet received, by stage (all 0 before the first packet).
+struct CyclesPerPacket {
+    double rx = 0, process = 0, tx = 0, other = 0, total = 0;
+};
+CyclesPerPacket cycles_per_packet(const WorkerCounters& c);
 
 // Per-backend counters of one worker; indexed by stable backend id.
 struct BackendCounters {

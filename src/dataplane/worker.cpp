@@ -439,6 +439,7 @@ void Worker::run() {
         now_ms_ = uint32_t(now_us / 1000);
         steer_.set_now_us(uint32_t(now_us));  // handshake times (connect latency)
         uint32_t work = 0;
+        uint64_t stamp = tsc;  // end of the last timed stage; the clock is read only in polls that move packets
 
         // Frames the control thread wants sent (ARP requests, gratuitous ARP).
         unsigned n = rte_ring_dequeue_burst(w_.from_control, reinterpret_cast<void**>(pkts), burst, nullptr);
@@ -461,7 +462,13 @@ void Worker::run() {
         for (const auto& port : dp_.ports()) {
             uint16_t nb = rte_eth_rx_burst(port.port_id, uint16_t(w_.index), pkts, uint16_t(burst));
             work += nb;
-            if (nb) process_burst(pkts, nb, port);
+            if (nb) {
+                const uint64_t received = rte_rdtsc();
+                c_.cycles_rx += received - stamp;
+                process_burst(pkts, nb, port);
+                stamp = rte_rdtsc();
+                c_.cycles_process += stamp - received;
+            }
             if (port.has_exception) {
                 // What the host's kernel sends leaves through the port unchanged.
                 nb = rte_eth_rx_burst(port.exception_port_id, uint16_t(w_.index), pkts, uint16_t(burst));
@@ -476,6 +483,11 @@ void Worker::run() {
         }
         if (n_pending_) retry_pending();
         flush_tx();
+        if (work) {
+            const uint64_t sent = rte_rdtsc();
+            c_.cycles_tx += sent - stamp;
+            stamp = sent;
+        }
 
         c_.flows_expired += steer_.expire_closed(*snap_, now_ms_);
         if (now_ms_ != last_sweep_ms_) {
@@ -487,7 +499,12 @@ void Worker::run() {
         }
 
         rte_rcu_qsbr_quiescent(dp_.rcu(), w_.index);
-        if (work == 0 && idle_sleep_us_ != 0) usleep(idle_sleep_us_);
+        if (work) {
+            ++c_.busy_polls;
+            c_.cycles_other += rte_rdtsc() - stamp;
+        } else if (idle_sleep_us_ != 0) {
+            usleep(idle_sleep_us_);
+        }
     }
     for (uint32_t i = 0; i < n_pending_; ++i) rte_pktmbuf_free(pending_[i].m);
     n_pending_ = 0;

@@ -336,7 +336,7 @@ int main(int argc, char** argv) {
         action = [&] {
             if (watch) return watch_stats(g, interval);
             return run(g, {{"cmd", "stats"}}, [](const json& r) {
-                print_out(fmt::render_object(r, {"counters", "drops", "workers"}));
+                print_out(fmt::render_object(r, {"counters", "drops", "cycles_per_packet", "workers"}));
             });
         };
     });

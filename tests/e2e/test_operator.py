@@ -28,7 +28,7 @@ EXAMPLE_CONF = REPO / "conf" / "ferry.conf"
 E2E_WORKER_SETTINGS = {"idle_sleep_us": 50}
 METRICS_URL = "http://127.0.0.1:9108/metrics"
 # Label names Ferry's metrics may use.
-FERRY_LABELS = {"vip", "backend", "worker", "reason", "kind", "port", "state"}
+FERRY_LABELS = {"vip", "backend", "worker", "reason", "kind", "port", "state", "stage"}
 
 
 FERRYCTL = ferryctl_path()
@@ -388,7 +388,7 @@ class Operator(unittest.TestCase):
         self.assertIn("tcp_no_flow", s["drops"])
         self.assertEqual(len(s["workers"]), 1)
         out = self.ctl("stats").stdout
-        for title in ("COUNTERS", "DROPS", "WORKERS"):
+        for title in ("COUNTERS", "DROPS", "CYCLES PER PACKET", "WORKERS"):
             self.assertRegex(out, rf"(?m)^{title}$")
         self.assertRegex(out, r"(?m)^flows_created\s+\d+$")
         self.assertRegex(out, r"(?m)^tcp_no_flow\s+\d+$")
@@ -629,6 +629,17 @@ class Operator(unittest.TestCase):
         for addr, after in be1.items():
             self.assertGreaterEqual(after - be0[addr], r["servers"].get(ids[addr], 0), f"new_flows of {addr}")
         self.assertGreaterEqual(ctl1["rx_packets"] - ctl0["rx_packets"], n * 5)
+        # The worker timed the polls that moved this traffic, stage by stage.
+        for key in ("busy_polls", "cycles_rx", "cycles_process", "cycles_tx", "cycles_other"):
+            self.assertGreater(ctl1[key] - ctl0[key], 0, key)
+            self.assertGreater(tel1[key] - tel0[key], 0, key)
+        s = self.json("stats")
+        cpp = s["cycles_per_packet"]
+        print(f"# busy cycles per packet: {cpp}", flush=True)
+        self.assertGreater(cpp["tsc_hz"], 0)
+        self.assertGreater(cpp["process"], 0, cpp)
+        self.assertAlmostEqual(cpp["total"], cpp["rx"] + cpp["process"] + cpp["tx"] + cpp["other"], delta=0.05)
+        self.assertGreater(s["workers"][0]["cycles_per_packet"], 0, s["workers"])
 
     def test_telemetry_socket(self):
         t = self.topo
@@ -706,6 +717,8 @@ class Operator(unittest.TestCase):
         self.assertTrue({"vip", "backend", "worker", "reason"} <= label_names, label_names)
         self.assertTrue(label_names <= FERRY_LABELS, f"unexpected labels {label_names - FERRY_LABELS}")
         reasons = {l["reason"] for _, l, _ in fams["ferry_drops_total"]["samples"]}
+        stages = {l["stage"] for _, l, _ in fams["ferry_worker_busy_seconds_total"]["samples"]}
+        self.assertEqual(stages, {"rx", "process", "tx", "other"})
         self.assertTrue({"tcp_no_flow", "no_backend", "no_neighbour"} <= reasons, reasons)
         backends = {l.get("backend") for _, l, _ in fams["ferry_backend_new_flows_total"]["samples"]}
         self.assertTrue({self.addr(i) for i in range(3)} <= backends, backends)
