@@ -227,7 +227,7 @@ now_ticks() { awk -v hz="$(getconf CLK_TCK)" '{ printf "%d", $1 * hz }' /proc/up
 # drop counters ("reason=count,..."), the occupied flow-table entries of all
 # workers (2 per flow; in mix B also the closed flows that wait out
 # tcp_closing), and the worker's busy TSC cycles per packet received: in all,
-# and in Ferry's own processing (see cycles_per_packet in docs/OPERATIONS.md).
+# and by stage, "rx/process/tx/other" (cycles_per_packet in docs/OPERATIONS.md).
 ferry_stats() {
   "$FERRYCTL" --socket "$TMP/ferryd.sock" --json stats 2>/dev/null | "$PYTHON" -c '
 import json, sys
@@ -235,12 +235,13 @@ r = json.load(sys.stdin)
 d = r.get("drops", {})
 drops = ",".join(f"{k}={v}" for k, v in d.items() if isinstance(v, int) and v) or "none"
 c = r.get("cycles_per_packet", {})
-print(drops, sum(w.get("flow_entries", 0) for w in r.get("workers", [])), c.get("total", "?"), c.get("process", "?"))' 2>/dev/null || echo "? ? ? ?"
+stages = "/".join(str(c.get(s, "?")) for s in ("rx", "process", "tx", "other"))
+print(drops, sum(w.get("flow_entries", 0) for w in r.get("workers", [])), c.get("total", "?"), stages)' 2>/dev/null || echo "? ? ? ?"
 }
 
 pct_of() { [[ $1 == B ]] && echo "$NEW_PCT" || echo 0; }
 
-# record NAME K MIX GEN_OUTPUT CAPACITY RSS DROPS FWD_CPU LOAD_BEFORE FLOW_ENTRIES BUSY_CYCLES PROCESS_CYCLES
+# record NAME K MIX GEN_OUTPUT CAPACITY RSS DROPS FWD_CPU LOAD_BEFORE FLOW_ENTRIES BUSY_CYCLES STAGE_CYCLES
 record() {
   local r w g
   r=$(grep '^RESULT' <<<"$4" || true); w=$(grep '^WARM' <<<"$4" || true); g=$(sed -n 's/^GENCPU //p' <<<"$4")
@@ -248,7 +249,7 @@ record() {
   printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$1" "$2" "$3" \
     "$(field offered_mpps <<<"$r")" "$(field forwarded_mpps <<<"$r")" "$(field new_cps <<<"$r")" \
     "$(field lost <<<"$r")" "$(field syn_out <<<"$w")" "$5" "$6" "$7" "$8" "${g:-?}" "$9 -> $(load)" "${10}" "${11}" "${12}" >> "$RESULTS"
-  log "$1 K=$2 mix $3: $(field forwarded_mpps <<<"$r") Mpps forwarded, $(field new_cps <<<"$r") new conn/s, lost $(field lost <<<"$r"), forwarder CPU $8%, busy cycles/packet ${11} (processing ${12}), generator CPU ${g:-?}%, drops $7 (load $(load))"
+  log "$1 K=$2 mix $3: $(field forwarded_mpps <<<"$r") Mpps forwarded, $(field new_cps <<<"$r") new conn/s, lost $(field lost <<<"$r"), forwarder CPU $8%, busy cycles/packet ${11} (rx/process/tx/other ${12}), generator CPU ${g:-?}%, drops $7 (load $(load))"
 }
 
 # One point (K, mix): the testpmd ceiling, then ferryd in each mode, back to back.
@@ -256,7 +257,7 @@ RESULTS=""
 pipeline() {
   RESULTS="$TMP/results.tsv"
   : > "$RESULTS"
-  local mode k mix out cap rss drops entries cycles process t0 w0 l0 cpu task
+  local mode k mix out cap rss drops entries cycles stages t0 w0 l0 cpu task
   log "pipeline: flows {$FLOWS}, modes {$MODES}, mixes {$MIXES}, $DURATION s each, $REPEAT runs, memory ${EAL_MEM[*]}"
   for k in $FLOWS; do
     for mix in $MIXES; do
@@ -294,12 +295,12 @@ pipeline() {
           gen_start "$k" "$(pct_of "$mix")"
           cpu=$(cpu_share "$task" "$w0" "$t0")
           rss=$(rss_kib "$FERRYD_PID")
-          read -r drops entries cycles process <<<"$(ferry_stats)"
+          read -r drops entries cycles stages <<<"$(ferry_stats)"
           stop_pid "$FERRYD_PID"
           gen_finish
           out=$GEN_OUT
           echo "$out" > "$TMP/gen-$mode-$k-$mix.log"
-          record "ferryd-$mode" "$k" "$mix" "$out" "$cap" "$rss" "$drops" "$cpu" "$l0" "$entries" "$cycles" "$process"
+          record "ferryd-$mode" "$k" "$mix" "$out" "$cap" "$rss" "$drops" "$cpu" "$l0" "$entries" "$cycles" "$stages"
         done
       done
     done
@@ -331,7 +332,8 @@ print("(it is when the generator's CPU is high and offered = forwarded; on a qui
 print("busy cycles/pkt = the forwarding core's TSC cycles (2.1 GHz here) in polls that received packets, per packet")
 print("received: testpmd's --record-core-cycles, ferryd's cycles_per_packet (stats). It leaves out the generator and")
 print("the core's sharing, so 'cycle ratio' (ceiling's / ferryd's) is the ratio on an unshared core with a generator")
-print("that is never the limit; 'processing' is the part of ferryd's cycles in its own code, the rest is polling and I/O.")
+print("that is never the limit. 'rx/process/tx/other' splits ferryd's: polling and receiving, its own processing,")
+print("sending, housekeeping (docs/OPERATIONS.md, cycles_per_packet); all but 'process' is what testpmd also does.")
 print("Each row is the forwarder's best of its runs at that point; 'runs' lists every run's fwd Mpps.")
 def norm(r):
     try:
@@ -347,7 +349,7 @@ def num(x):
 ceil_c = {(r[1], r[2]): num(r[15]) for r in rows if r[0] == "testpmd-io"}
 hdr = ("forwarder", "flows", "mix", "offered Mpps", "fwd Mpps", "ceiling Mpps", "ratio", "fwd CPU %",
        "Mpps/full core", "ceiling/full core", "ratio/full core", "busy cycles/pkt", "ceiling cycles/pkt",
-       "cycle ratio", "processing cycles/pkt", "new conn/s", "lost", "warm SYN out",
+       "cycle ratio", "rx/process/tx/other cycles/pkt", "new conn/s", "lost", "warm SYN out",
        "flow_capacity", "flow entries at end", "ferryd RSS MiB", "ferryd drops", "gen CPU %",
        "load 1/5/15 (start -> end)", "runs")
 print("| " + " | ".join(hdr) + " |")
