@@ -80,7 +80,7 @@ load() { cut -d' ' -f1-3 /proc/loadavg; }
 TMP=""
 PIDS=()
 cleanup() {
-  local pid
+  local rc=$? pid
   for pid in "${PIDS[@]:-}"; do
     [[ -n $pid ]] && kill -INT "$pid" 2>/dev/null || true
   done
@@ -88,7 +88,16 @@ cleanup() {
   for pid in "${PIDS[@]:-}"; do
     [[ -n $pid ]] && kill -KILL "$pid" 2>/dev/null || true
   done
-  if [[ -n $TMP && -d $TMP ]]; then rm -rf "$TMP"; fi
+  if [[ -n $TMP && -d $TMP ]]; then
+    if (( rc == 0 )); then
+      rm -rf "$TMP"
+    else
+      # A failed run keeps its logs (ferryd's, the generator's, testpmd's) and
+      # ferryd's core file, if it crashed, for diagnosis.
+      rm -f "$TMP"/*.sock
+      printf 'bench.sh: failed; logs kept in %s\n' "$TMP" >&2
+    fi
+  fi
   local p
   for p in fbench$$-lb fbench$$-gen fbench$$-tp; do rm -rf "/var/run/dpdk/$p"; done
   rm -f /dev/hugepages/fbench$$-genmap_*  # the generator's single-file segments, if it was killed
@@ -146,10 +155,13 @@ setup_memory() {
 }
 
 FERRYD_PID=""
-# start_ferryd CONFIG LOG: returns once ferryd logged "ferryd ready".
+# start_ferryd CONFIG LOG: returns once ferryd logged "ferryd ready". ferryd
+# runs in the temp dir with core files allowed: a crash leaves its core there
+# (with the kernel's default core_pattern), and a failed run keeps the dir.
 start_ferryd() {
   rm -f "$TMP"/*.sock
-  setsid "$FERRYD" --lcores 0@0,1@1 --file-prefix "fbench$$-lb" --no-pci "${EAL_MEM[@]}" -- -c "$1" >"$2" 2>&1 &
+  (cd "$TMP" && ulimit -c unlimited && exec setsid "$FERRYD" --lcores 0@0,1@1 --file-prefix "fbench$$-lb" --no-pci \
+    "${EAL_MEM[@]}" -- -c "$1") >"$2" 2>&1 &
   FERRYD_PID=$!
   PIDS+=("$FERRYD_PID")
   local i
@@ -642,7 +654,7 @@ main() {
   need_root
   TMP=$(mktemp -d /tmp/ferry-bench.XXXXXX)
   build
-  FERRYD="${FERRYD:-$BUILD/src/ferryd/ferryd}"
+  FERRYD="$(realpath "${FERRYD:-$BUILD/src/ferryd/ferryd}")"  # absolute: ferryd runs in $TMP
   FERRYCTL="${FERRYCTL:-$BUILD/src/ferryctl/ferryctl}"
   setup_memory
   header
