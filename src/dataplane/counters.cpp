@@ -44,7 +44,7 @@ CyclesPerPacket cycles_per_packet(const WorkerCounters& c) {
     r.process = double(c.cycles_process) / n;
     r.tx = double(c.cycles_tx) / n;
     r.other = double(c.cycles_other) / n;
-    r.total = double(c.cycles_rx + c.cycles_process + c.cycles_tx + c.cycles_other) / n;
+    r.total = r.rx + r.process + r.tx + r.other;
     return r;
 }
 
