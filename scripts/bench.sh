@@ -18,6 +18,9 @@
 #   --no-ceiling                    skip the dpdk-testpmd runs
 #   --repeat N                      runs of each forwarder per point, alternating (default 3); the table
 #                                   takes each forwarder's best run (see "Repeats" below)
+#   --gen-rate MPPS                 the generator paces its sends to MPPS (default: as fast as the
+#                                   forwarder takes them); below both forwarders' capacity, the
+#                                   busy cycles compare them at the same load
 #
 # Options (peers):
 #   --placement split|shared        split (default): load on CPU 0, balancer on CPU 1
@@ -27,7 +30,10 @@
 # Environment: BUILD (meson build dir, default build-release: configured with
 # --buildtype=release -Db_lto=true if missing), FERRYD, FERRYCTL, FERRY_GEN (binaries; FERRY_GEN
 # defaults to $BUILD/tests/bench/pipeline/ferry-gen, or is compiled with g++
-# into the temp dir when that is missing), TESTPMD (default /usr/bin/dpdk-testpmd).
+# into the temp dir when that is missing), TESTPMD (default /usr/bin/dpdk-testpmd),
+# PERF_DIR (pipeline: when set, `perf record` samples the forwarder's worker
+# thread during each run's measured seconds into PERF_DIR/NAME-FLOWS-MIX-RUN.data;
+# read with `perf report -i FILE --no-children`).
 #
 # Repeats: on this VM a DPDK run settles, at start, into one of two speeds and
 # keeps it (testpmd io: ~4.5 or ~13 Mpps with a copying generator), whichever
@@ -72,6 +78,7 @@ source "$REPO/scripts/pipeline-config.sh"
 PLACEMENT=split
 PEERS=""
 IDLE_SLEEP_US=0
+GEN_RATE=()
 
 log() { printf '==> %s\n' "$*" >&2; }
 die() { printf 'bench.sh: %s\n' "$*" >&2; exit 1; }
@@ -204,7 +211,22 @@ gen_start() {
     --hold-until "$TMP/gen.release" "$@" >"$TMP/gen.out" 2>&1 &
   GEN_PID=$!
   PIDS+=("$GEN_PID")
+  if [[ -n ${PERF_DIR:-} && -n ${PERF_TASK:-} ]]; then perf_measured "$PERF_TASK" "$PERF_DIR/$PERF_NAME.data"; fi
+  PERF_TASK=""
   while kill -0 "$GEN_PID" 2>/dev/null && ! grep -q '^RESULT' "$TMP/gen.out"; do sleep 0.2; done
+}
+
+# perf_measured TASK FILE: samples TASK ("PID/task/TID") with perf from the
+# generator's header line (the measurement starts) for DURATION - 1 seconds.
+perf_measured() {
+  local tid=${1##*/}
+  (
+    while ! grep -q '^ *sec ' "$TMP/gen.out" 2>/dev/null; do
+      kill -0 "$GEN_PID" 2>/dev/null || exit 0
+      sleep 0.05
+    done
+    exec perf record -q -F 4999 -t "$tid" -o "$2" -- sleep $(( DURATION > 2 ? DURATION - 1 : 1 ))
+  ) >"$TMP/perf.log" 2>&1 &
 }
 
 # gen_finish: lets the generator exit; sets GEN_OUT to its output and a line
@@ -270,7 +292,7 @@ pipeline() {
   RESULTS="$TMP/results.tsv"
   : > "$RESULTS"
   local mode k mix out cap rss drops entries cycles stages t0 w0 l0 cpu task
-  log "pipeline: flows {$FLOWS}, modes {$MODES}, mixes {$MIXES}, $DURATION s each, $REPEAT runs, memory ${EAL_MEM[*]}"
+  log "pipeline: flows {$FLOWS}, modes {$MODES}, mixes {$MIXES}, $DURATION s each, $REPEAT runs, memory ${EAL_MEM[*]}${GEN_RATE[*]:+, generator ${GEN_RATE[*]} Mpps}"
   for k in $FLOWS; do
     for mix in $MIXES; do
       local rep
@@ -287,8 +309,9 @@ pipeline() {
           local i; for i in $(seq 1 100); do [[ -S $TMP/backend.sock ]] && break; sleep 0.1; done
           sleep 0.5
           task=$(thread_of "$tp" rte-worker-1)
+          PERF_TASK=$task PERF_NAME="testpmd-io-$k-$mix-$rep"
           l0=$(load); t0=$(now_ticks); w0=$(ticks_of "$task")
-          gen_start "$k" "$(pct_of "$mix")" --dst-mac 02:00:00:00:00:01
+          gen_start "$k" "$(pct_of "$mix")" --dst-mac 02:00:00:00:00:01 "${GEN_RATE[@]}"
           cpu=$(cpu_share "$task" "$w0" "$t0")
           stop_pid "$tp"
           gen_finish
@@ -303,8 +326,9 @@ pipeline() {
           pipeline_config "$TMP/ferry.conf" "$mode" "$cap" "$TMP"
           start_ferryd "$TMP/ferry.conf" "$TMP/ferryd.log"
           task=$(thread_of "$FERRYD_PID" rte-worker-1)
+          PERF_TASK=$task PERF_NAME="ferryd-$mode-$k-$mix-$rep"
           l0=$(load); t0=$(now_ticks); w0=$(ticks_of "$task")
-          gen_start "$k" "$(pct_of "$mix")"
+          gen_start "$k" "$(pct_of "$mix")" "${GEN_RATE[@]}"
           cpu=$(cpu_share "$task" "$w0" "$t0")
           rss=$(rss_kib "$FERRYD_PID")
           read -r drops entries cycles stages <<<"$(ferry_stats)"
@@ -644,6 +668,7 @@ main() {
       --no-huge) NO_HUGE=1; shift ;;
       --no-ceiling) CEILING=0; shift ;;
       --repeat) REPEAT=$2; shift 2 ;;
+      --gen-rate) GEN_RATE=(--rate "$2"); shift 2 ;;
       --placement) PLACEMENT=$2; shift 2 ;;
       --peers) PEERS=$2; shift 2 ;;
       --idle-sleep-us) IDLE_SLEEP_US=$2; shift 2 ;;

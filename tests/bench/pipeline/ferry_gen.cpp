@@ -3,7 +3,7 @@
 //
 //   ferry-gen [EAL options] -- --vip 10.77.1.100 --vport 80 --flows 100000
 //             [--new-pct 10] [--duration 5] [--burst 32] [--dst-mac MAC] [--my-ip 10.77.1.2]
-//             [--hold-until FILE] [--wait-scale N]
+//             [--hold-until FILE] [--wait-scale N] [--rate MPPS]
 //
 // Port 0 is the "client" side: it sends TCP segments of K distinct flows
 // (source address/port vary) to the VIP, with the load balancer's MAC as
@@ -35,6 +35,11 @@
 // may still be polling it (DPDK 22.11's memif PMD); a zero-copy client's exit
 // could crash the forwarder that way.
 //
+// --rate MPPS paces the measurement's sends to at most MPPS million packets
+// a second (default: as fast as the forwarder takes them). Below both
+// forwarders' capacity, it compares their busy cycles per packet at the same
+// load, with the receive ring no longer full (scripts/bench.sh --gen-rate).
+//
 // --wait-scale N multiplies the waits for the links and for the warm-up's
 // replies by N: for a forwarder that runs tens of times slower than usual
 // (ferryd under callgrind, scripts/ferryd-instructions.sh).
@@ -46,6 +51,7 @@
 #include <rte_ip.h>
 #include <rte_lcore.h>
 #include <rte_mbuf.h>
+#include <rte_memory.h>
 #include <rte_tcp.h>
 
 #include <arpa/inet.h>
@@ -58,6 +64,7 @@
 #include <cstdlib>
 #include <cstring>
 #include <string>
+#include <utility>
 #include <vector>
 
 namespace {
@@ -84,6 +91,7 @@ struct Options {
     bool no_warm = false;
     const char* hold_until = nullptr;  // a file: keep the links up until it exists
     uint32_t wait_scale = 1;           // waits (links up, warm-up replies) x this: a forwarder under valgrind
+    double rate_mpps = 0;              // measurement's pace; 0: unpaced
 };
 
 struct Counters {
@@ -356,7 +364,12 @@ struct Gen {
         uint64_t next_report = start + hz;
         uint64_t now = start;
         std::printf("%6s %10s %10s %12s %12s\n", "sec", "offered", "forwarded", "new conn/s", "lost so far");
+        const double tsc_per_packet = o.rate_mpps > 0 ? double(hz) / (o.rate_mpps * 1e6) : 0;
         while (!g_stop.load(std::memory_order_relaxed) && (now = rte_get_tsc_cycles()) < end) {
+            if (tsc_per_packet > 0 && double(now - start) < double(c.tx - base.tx) * tsc_per_packet) {
+                poll_rx();  // ahead of the pace: only count what comes out
+                continue;
+            }
             uint16_t n = fill_burst(pkts);
             send_all(pkts, n);
             poll_rx();
@@ -397,13 +410,19 @@ bool parse_ip(const char* s, uint32_t& out) {
 }
 
 int parse_args(int argc, char** argv, Options& o) {
-    static const option longopts[] = {
-        {"vip", required_argument, nullptr, 'v'},        {"vport", required_argument, nullptr, 'p'},
-        {"flows", required_argument, nullptr, 'f'},      {"new-pct", required_argument, nullptr, 'n'},
-        {"duration", required_argument, nullptr, 'd'},   {"burst", required_argument, nullptr, 'b'},
-        {"dst-mac", required_argument, nullptr, 'm'},    {"my-ip", required_argument, nullptr, 'i'},
-        {"no-warm", no_argument, nullptr, 'W'},          {"hold-until", required_argument, nullptr, 'H'},
-        {"wait-scale", required_argument, nullptr, 'S'}, {nullptr, 0, nullptr, 0}};
+    static const option longopts[] = {{"vip", required_argument, nullptr, 'v'},
+                                      {"vport", required_argument, nullptr, 'p'},
+                                      {"flows", required_argument, nullptr, 'f'},
+                                      {"new-pct", required_argument, nullptr, 'n'},
+                                      {"duration", required_argument, nullptr, 'd'},
+                                      {"burst", required_argument, nullptr, 'b'},
+                                      {"dst-mac", required_argument, nullptr, 'm'},
+                                      {"my-ip", required_argument, nullptr, 'i'},
+                                      {"no-warm", no_argument, nullptr, 'W'},
+                                      {"hold-until", required_argument, nullptr, 'H'},
+                                      {"wait-scale", required_argument, nullptr, 'S'},
+                                      {"rate", required_argument, nullptr, 'R'},
+                                      {nullptr, 0, nullptr, 0}};
     int c;
     optind = 1;
     while ((c = getopt_long(argc, argv, "", longopts, nullptr)) != -1) {
@@ -413,6 +432,7 @@ int parse_args(int argc, char** argv, Options& o) {
             case 'f': o.flows = uint32_t(std::strtoul(optarg, nullptr, 0)); break;
             case 'n': o.new_pct = uint32_t(std::atoi(optarg)); break;
             case 'd': o.duration = std::atof(optarg); break;
+            case 'R': o.rate_mpps = std::atof(optarg); break;
             case 'b': o.burst = uint16_t(std::atoi(optarg)); break;
             case 'm':
                 if (rte_ether_unformat_addr(optarg, &o.dst_mac) != 0) return -1;
@@ -429,6 +449,49 @@ int parse_args(int argc, char** argv, Options& o) {
         o.new_pct > 50 || o.duration <= 0)
         return -1;
     return 0;
+}
+
+// DPDK 22.11's memif PMD, as a zero-copy client, hands the server each memseg
+// list's file descriptor (EAL's own, rte_memseg_get_fd) and closes it once that
+// link connects. A second link that sends its regions after that sends a closed
+// number or, as memfd_create takes the lowest free one, its own 36 KiB ring
+// region under the buffers' 40 MiB size: the server maps it so and dies of
+// SIGBUS at its first copy past 36 KiB (ferryd in memif_tx, 2026-11-29, with the
+// core file to show it). So the links start one at a time, and after each
+// connects EAL's descriptors are put back from copies taken before.
+class MemsegFds {
+public:
+    MemsegFds() {
+        rte_memseg_walk(
+            [](const rte_memseg_list*, const rte_memseg* ms, void* arg) {
+                auto& fds = *static_cast<std::vector<std::pair<int, int>>*>(arg);
+                int fd = rte_memseg_get_fd_thread_unsafe(ms);  // -1 without hugepage files (--no-huge)
+                for (const auto& f : fds)
+                    if (f.first == fd) return 0;
+                if (fd >= 0) fds.emplace_back(fd, dup(fd));
+                return 0;
+            },
+            &fds_);
+    }
+    ~MemsegFds() {
+        for (const auto& f : fds_)
+            if (f.second >= 0) close(f.second);
+    }
+    MemsegFds(const MemsegFds&) = delete;
+    MemsegFds& operator=(const MemsegFds&) = delete;
+    void restore() const {
+        for (const auto& f : fds_)
+            if (f.second >= 0) dup2(f.second, f.first);
+    }
+
+private:
+    std::vector<std::pair<int, int>> fds_;  // (EAL's descriptor, our copy)
+};
+
+bool link_up(uint16_t port) {
+    rte_eth_link l{};
+    rte_eth_link_get_nowait(port, &l);
+    return l.link_status != 0;
 }
 
 int setup_port(uint16_t port, rte_mempool* pool) {
@@ -456,7 +519,7 @@ int main(int argc, char** argv) {
         std::fprintf(stderr,
                      "usage: ferry-gen [EAL] -- --vip IP [--vport 80] [--flows K] [--new-pct P (<=50)] "
                      "[--duration S] [--burst N] [--dst-mac MAC] [--my-ip IP] [--no-warm] [--hold-until FILE] "
-                     "[--wait-scale N]\n");
+                     "[--wait-scale N] [--rate MPPS]\n");
         rte_eal_cleanup();
         return 2;
     }
@@ -468,22 +531,26 @@ int main(int argc, char** argv) {
         rc = 1;
     } else {
         g.pool = rte_pktmbuf_pool_create("gen_pool", 16383, 256, 0, RTE_MBUF_DEFAULT_BUF_SIZE, int(rte_socket_id()));
-        if (!g.pool || setup_port(kClientPort, g.pool) != 0 || setup_port(kBackendPort, g.pool) != 0) {
+        const MemsegFds memseg_fds;  // after the pool: the memory it took is what memif exports
+        // One link at a time, each up (memif: the peer connected) before the next starts.
+        uint64_t deadline = rte_get_tsc_cycles() + 10 * g.o.wait_scale * rte_get_tsc_hz();
+        bool up = g.pool != nullptr, setup_failed = g.pool == nullptr;
+        for (uint16_t port : {kClientPort, kBackendPort}) {
+            if (!up) break;
+            if (setup_port(port, g.pool) != 0) {
+                setup_failed = true;
+                up = false;
+                break;
+            }
+            while (!(up = link_up(port)) && rte_get_tsc_cycles() < deadline && !g_stop.load()) rte_delay_ms(10);
+            memseg_fds.restore();
+        }
+        if (setup_failed) {
             std::fprintf(stderr, "ferry-gen: port setup failed\n");
             rc = 1;
         } else {
             rte_eth_macaddr_get(kClientPort, &g.mac[kClientPort]);
             rte_eth_macaddr_get(kBackendPort, &g.mac[kBackendPort]);
-            // Wait for both links (memif: the peer connected).
-            uint64_t deadline = rte_get_tsc_cycles() + 10 * g.o.wait_scale * rte_get_tsc_hz();
-            bool up = false;
-            while (!up && rte_get_tsc_cycles() < deadline && !g_stop.load()) {
-                rte_eth_link l0{}, l1{};
-                rte_eth_link_get_nowait(kClientPort, &l0);
-                rte_eth_link_get_nowait(kBackendPort, &l1);
-                up = l0.link_status && l1.link_status;
-                if (!up) rte_delay_ms(10);
-            }
             if (!up) {
                 std::fprintf(stderr, "ferry-gen: links not up after %u s\n", 10 * g.o.wait_scale);
                 rc = 1;
