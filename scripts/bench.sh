@@ -31,7 +31,9 @@
 # --buildtype=release -Db_lto=true if missing), FERRYD, FERRYCTL, FERRY_GEN (binaries; FERRY_GEN
 # defaults to $BUILD/tests/bench/pipeline/ferry-gen, or is compiled with g++
 # into the temp dir when that is missing), TESTPMD (default /usr/bin/dpdk-testpmd),
-# PERF_DIR (pipeline: when set, `perf record` samples the forwarder's worker
+# FERRYD_B (pipeline: a second ferryd build, run after or before FERRYD at
+# every point, in turn, its rows named ferryd-MODE-B against ferryd-MODE-A:
+# an A/B of a code change under the same conditions), PERF_DIR (pipeline: when set, `perf record` samples the forwarder's worker
 # thread during each run's measured seconds into PERF_DIR/NAME-FLOWS-MIX-RUN.data;
 # read with `perf report -i FILE --no-children`).
 #
@@ -165,9 +167,11 @@ FERRYD_PID=""
 # start_ferryd CONFIG LOG: returns once ferryd logged "ferryd ready". ferryd
 # runs in the temp dir with core files allowed: a crash leaves its core there
 # (with the kernel's default core_pattern), and a failed run keeps the dir.
+# start_ferryd CONFIG LOG [BINARY (default $FERRYD)]
 start_ferryd() {
+  local bin=${3:-$FERRYD}
   rm -f "$TMP"/*.sock
-  (cd "$TMP" && ulimit -c unlimited && exec setsid "$FERRYD" --lcores 0@0,1@1 --file-prefix "fbench$$-lb" --no-pci \
+  (cd "$TMP" && ulimit -c unlimited && exec setsid "$bin" --lcores 0@0,1@1 --file-prefix "fbench$$-lb" --no-pci \
     "${EAL_MEM[@]}" -- -c "$1") >"$2" 2>&1 &
   FERRYD_PID=$!
   PIDS+=("$FERRYD_PID")
@@ -321,12 +325,19 @@ pipeline() {
           cycles=$(sed -n 's|.*CPU cycles/packet=\([0-9.]*\).*|\1|p' "$TMP/testpmd.log" | tail -1)
           record testpmd-io "$k" "$mix" "$out" - - - "$cpu" "$l0" - "${cycles:-?}" -
         fi
+        local variants=(A) variant bin name
+        # FERRYD_B: two builds, in turn, their order swapped every other round.
+        if [[ -n ${FERRYD_B:-} ]]; then if (( rep % 2 )); then variants=(A B); else variants=(B A); fi; fi
         for mode in $MODES; do
+         for variant in "${variants[@]}"; do
+          bin=$FERRYD name="ferryd-$mode"
+          if [[ -n ${FERRYD_B:-} ]]; then name+="-$variant"; fi
+          if [[ $variant == B ]]; then bin=$FERRYD_B; fi
           cap=$(pipeline_capacity "$k" "$mix")
           pipeline_config "$TMP/ferry.conf" "$mode" "$cap" "$TMP"
-          start_ferryd "$TMP/ferry.conf" "$TMP/ferryd.log"
+          start_ferryd "$TMP/ferry.conf" "$TMP/ferryd.log" "$bin"
           task=$(thread_of "$FERRYD_PID" rte-worker-1)
-          PERF_TASK=$task PERF_NAME="ferryd-$mode-$k-$mix-$rep"
+          PERF_TASK=$task PERF_NAME="$name-$k-$mix-$rep"
           l0=$(load); t0=$(now_ticks); w0=$(ticks_of "$task")
           gen_start "$k" "$(pct_of "$mix")" "${GEN_RATE[@]}"
           cpu=$(cpu_share "$task" "$w0" "$t0")
@@ -335,8 +346,9 @@ pipeline() {
           stop_pid "$FERRYD_PID"
           gen_finish
           out=$GEN_OUT
-          echo "$out" > "$TMP/gen-$mode-$k-$mix.log"
-          record "ferryd-$mode" "$k" "$mix" "$out" "$cap" "$rss" "$drops" "$cpu" "$l0" "$entries" "$cycles" "$stages"
+          echo "$out" > "$TMP/gen-$name-$k-$mix.log"
+          record "$name" "$k" "$mix" "$out" "$cap" "$rss" "$drops" "$cpu" "$l0" "$entries" "$cycles" "$stages"
+         done
         done
       done
     done
@@ -680,6 +692,7 @@ main() {
   TMP=$(mktemp -d /tmp/ferry-bench.XXXXXX)
   build
   FERRYD="$(realpath "${FERRYD:-$BUILD/src/ferryd/ferryd}")"  # absolute: ferryd runs in $TMP
+  if [[ -n ${FERRYD_B:-} ]]; then FERRYD_B="$(realpath "$FERRYD_B")"; fi
   FERRYCTL="${FERRYCTL:-$BUILD/src/ferryctl/ferryctl}"
   setup_memory
   header
