@@ -52,7 +52,7 @@
 # on "backend" and counts what comes out there. CPU mapping on this 2-core
 # machine: ferryd --lcores 0@0,1@1 (control thread on CPU 0, its one worker on
 # CPU 1); generator --lcores 0@0 (CPU 0, shared with ferryd's control thread,
-# which sleeps 200 us between polls); testpmd --lcores 0@0,1@1 (forwarding
+# which sleeps 200 us to 2 ms between passes, 2 ms when idle); testpmd --lcores 0@0,1@1 (forwarding
 # core on CPU 1, like ferryd's worker). Each run starts a fresh ferryd. Each
 # process runs in its own session (setsid), hence its own scheduler autogroup:
 # with autogroups on (Debian's default), a session's CPU weight is split over

@@ -13,6 +13,7 @@
 #include "config/config_diff.hpp"
 #include "config/config_loader.hpp"
 #include "dataplane/log.hpp"
+#include "ops/idle_backoff.hpp"
 #include "packet/packet.hpp"
 
 namespace ferry::control {
@@ -527,10 +528,11 @@ double ControlPlane::rtt_ms_of(uint32_t vid, uint32_t bid) const {
     return 0.0;
 }
 
-void ControlPlane::handle_messages(uint64_t now_ms) {
+unsigned ControlPlane::handle_messages(uint64_t now_ms) {
     dp::ControlMsg msgs[256];
-    unsigned n;
+    unsigned n, handled = 0;
     while ((n = dp_.poll_control(msgs, 256)) > 0) {
+        handled += n;
         for (unsigned i = 0; i < n; ++i) {
             const dp::ControlMsg& m = msgs[i];
             if (m.kind == dp::ControlMsg::learn) {
@@ -559,6 +561,7 @@ void ControlPlane::handle_messages(uint64_t now_ms) {
             }
         }
     }
+    return handled;
 }
 
 void ControlPlane::tick_neighbours(uint64_t now_ms) {
@@ -642,9 +645,10 @@ ControlPlane::View ControlPlane::view() const {
 
 void ControlPlane::run(const std::atomic<bool>& stop, std::atomic<bool>& reload) {
     uint64_t last_tick = 0;
+    ops::IdleBackoff backoff;
     while (!stop.load(std::memory_order_acquire)) {
         uint64_t now = monotonic_ms();
-        handle_messages(now);
+        std::size_t work = handle_messages(now);
         if (now - last_tick >= 100) {
             tick_neighbours(now);
             tick_health(now);
@@ -656,9 +660,17 @@ void ControlPlane::run(const std::atomic<bool>& stop, std::atomic<bool>& reload)
             reclaim(false);
             last_tick = now;
         }
-        if (server_) server_->poll();
-        if (reload.exchange(false)) reload_config();
-        usleep(200);
+        if (server_) work += server_->poll();
+        if (reload.exchange(false)) {
+            reload_config();
+            ++work;
+        }
+        const std::chrono::microseconds sleep{backoff.next(work != 0)};
+        if (server_) {
+            server_->wait(sleep);  // a control request ends it at once
+        } else {
+            usleep(uint32_t(sleep.count()));
+        }
     }
 }
 

@@ -113,7 +113,8 @@ private:
     std::string reason_of(uint32_t vid, uint32_t bid) const;
     double rtt_ms_of(uint32_t vid, uint32_t bid) const;
     void reclaim(bool wait_all);
-    void handle_messages(uint64_t now_ms);
+    // Returns how many worker messages it handled.
+    unsigned handle_messages(uint64_t now_ms);
     void tick_neighbours(uint64_t now_ms);
     void want_neighbour(uint32_t ip, uint16_t port);
     void send_arp_request(uint16_t port, uint32_t target_ip);

@@ -15,6 +15,7 @@
 #include <cerrno>
 #include <cstdio>
 #include <cstring>
+#include <ctime>
 #include <future>
 #include <stdexcept>
 #include <vector>
@@ -332,6 +333,17 @@ std::size_t ControlServer::poll() {
     }
     if (handled) signal_efd(server_efd_);
     return handled;
+}
+
+void ControlServer::wait(std::chrono::microseconds timeout) const {
+    const auto us = timeout.count() < 0 ? 0 : timeout.count();
+    const timespec ts{static_cast<time_t>(us / 1'000'000), static_cast<long>(us % 1'000'000) * 1000};
+    if (control_efd_ < 0) {
+        ::nanosleep(&ts, nullptr);
+        return;
+    }
+    pollfd pfd{control_efd_, POLLIN, 0};
+    (void)::ppoll(&pfd, 1, &ts, nullptr);  // readable, timed out or interrupted: the caller polls anyway
 }
 
 void ControlServer::serve() noexcept {

@@ -251,6 +251,31 @@ TEST(ControlServer, WakeFdSignalsQueuedRequests) {
     EXPECT_EQ(::poll(&p, 1, 0), 0) << "poll() drains the wake fd";
 }
 
+// wait() is how ferryd's control thread sleeps: a request ends it at once,
+// however long the timeout; without one it returns after the timeout.
+TEST(ControlServer, WaitEndsWhenARequestArrives) {
+    TempDir dir;
+    Recorder rec;
+    ControlServer server(config_at(dir.file("s")), rec.handler());
+    server.start();
+    const auto t0 = std::chrono::steady_clock::now();
+    server.wait(2ms);
+    EXPECT_GE(std::chrono::steady_clock::now() - t0, 2ms) << "nothing queued: the whole timeout";
+
+    std::thread client([&] { ask(server.socket_path(), {{"cmd", "status"}}); });
+    const auto t1 = std::chrono::steady_clock::now();
+    server.wait(std::chrono::seconds(30));
+    EXPECT_LT(std::chrono::steady_clock::now() - t1, std::chrono::seconds(20)) << "woken by the request";
+    EXPECT_EQ(server.poll(), 1u);
+    client.join();
+    EXPECT_EQ(rec.count(), 1);
+
+    ControlServer stopped(config_at(dir.file("t")), rec.handler());  // never started: a plain sleep
+    const auto t2 = std::chrono::steady_clock::now();
+    stopped.wait(1ms);
+    EXPECT_GE(std::chrono::steady_clock::now() - t2, 1ms);
+}
+
 TEST(ControlServer, ManyConcurrentClients) {
     TempDir dir;
     Recorder rec;
