@@ -30,12 +30,13 @@
 # Environment: BUILD (meson build dir, default build-release: configured with
 # --buildtype=release -Db_lto=true if missing), FERRYD, FERRYCTL, FERRY_GEN (binaries; FERRY_GEN
 # defaults to $BUILD/tests/bench/pipeline/ferry-gen, or is compiled with g++
-# into the temp dir when that is missing), TESTPMD (default /usr/bin/dpdk-testpmd),
-# FERRYD_B (pipeline: a second ferryd build, run after or before FERRYD at
-# every point, in turn, its rows named ferryd-MODE-B against ferryd-MODE-A:
-# an A/B of a code change under the same conditions), PERF_DIR (pipeline: when set, `perf record` samples the forwarder's worker
-# thread during each run's measured seconds into PERF_DIR/NAME-FLOWS-MIX-RUN.data;
-# read with `perf report -i FILE --no-children`).
+# into the temp dir when that is missing), TESTPMD (default /usr/bin/dpdk-testpmd).
+# Pipeline only: FERRYD_B, a second ferryd build run next to FERRYD at every
+# point, their order swapped every other round, rows ferryd-MODE-A and
+# ferryd-MODE-B (an A/B of a code change under the same conditions); PERF_DIR,
+# where `perf record` samples the forwarder's worker thread during each run's
+# measured seconds, one file a run, NAME-FLOWS-MIX-RUN.data (read it with
+# `perf report -i FILE --no-children`).
 #
 # Repeats: on this VM a DPDK run settles, at start, into one of two speeds and
 # keeps it (testpmd io: ~4.5 or ~13 Mpps with a copying generator), whichever
@@ -52,8 +53,8 @@
 # on "backend" and counts what comes out there. CPU mapping on this 2-core
 # machine: ferryd --lcores 0@0,1@1 (control thread on CPU 0, its one worker on
 # CPU 1); generator --lcores 0@0 (CPU 0, shared with ferryd's control thread,
-# which sleeps 200 us to 2 ms between passes, 2 ms when idle); testpmd --lcores 0@0,1@1 (forwarding
-# core on CPU 1, like ferryd's worker). Each run starts a fresh ferryd. Each
+# which sleeps 2 ms between passes when idle); testpmd --lcores 0@0,1@1
+# (forwarding core on CPU 1, like ferryd's worker). Each run starts a fresh ferryd. Each
 # process runs in its own session (setsid), hence its own scheduler autogroup:
 # with autogroups on (Debian's default), a session's CPU weight is split over
 # the CPUs it runs on, and the forwarder would otherwise get a third of CPU 1
@@ -164,10 +165,10 @@ setup_memory() {
 }
 
 FERRYD_PID=""
-# start_ferryd CONFIG LOG: returns once ferryd logged "ferryd ready". ferryd
-# runs in the temp dir with core files allowed: a crash leaves its core there
-# (with the kernel's default core_pattern), and a failed run keeps the dir.
-# start_ferryd CONFIG LOG [BINARY (default $FERRYD)]
+# start_ferryd CONFIG LOG [BINARY (default $FERRYD)]: returns once ferryd
+# logged "ferryd ready". ferryd runs in the temp dir with core files allowed: a
+# crash leaves its core there (with the kernel's default core_pattern), and a
+# failed run keeps the dir.
 start_ferryd() {
   local bin=${3:-$FERRYD}
   rm -f "$TMP"/*.sock
