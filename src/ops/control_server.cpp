@@ -335,12 +335,19 @@ std::size_t ControlServer::poll() {
     return handled;
 }
 
-void ControlServer::wait(std::chrono::microseconds timeout) const {
+void ControlServer::wait(std::chrono::microseconds timeout) {
     const auto us = timeout.count() < 0 ? 0 : timeout.count();
     const timespec ts{static_cast<time_t>(us / 1'000'000), static_cast<long>(us % 1'000'000) * 1000};
     if (control_efd_ < 0) {
         ::nanosleep(&ts, nullptr);
         return;
+    }
+    {
+        // The server queues a request, then signals: poll() may have taken the
+        // request in between, leaving the eventfd readable with nothing queued,
+        // and every wait() would return at once. With nothing queued, forget it.
+        std::lock_guard<std::mutex> lock(queue_mutex_);
+        if (queue_.empty()) drain_efd(control_efd_);
     }
     pollfd pfd{control_efd_, POLLIN, 0};
     (void)::ppoll(&pfd, 1, &ts, nullptr);  // readable, timed out or interrupted: the caller polls anyway

@@ -65,8 +65,9 @@ public:
     // loop iteration. Returns how many requests were handled.
     std::size_t poll();
     // Sleeps until a request waits for poll() or `timeout` has passed (EINTR
-    // ends it early too). Without a started server: sleeps `timeout`.
-    void wait(std::chrono::microseconds timeout) const;
+    // ends it early too). Without a started server: sleeps `timeout`. Call it
+    // on the thread that calls poll().
+    void wait(std::chrono::microseconds timeout);
     // An eventfd that is readable while requests wait for poll(), for a control
     // loop that sleeps in poll()/epoll; poll() drains it. -1 before start().
     int wake_fd() const { return control_efd_; }

@@ -270,6 +270,15 @@ TEST(ControlServer, WaitEndsWhenARequestArrives) {
     client.join();
     EXPECT_EQ(rec.count(), 1);
 
+    // A wake-up whose request poll() already took (the server queues, then
+    // signals: poll() can take the request between the two) must not leave
+    // wait() returning at once, a busy loop on the control thread.
+    const uint64_t one = 1;
+    ASSERT_EQ(::write(server.wake_fd(), &one, sizeof one), ssize_t(sizeof one));
+    const auto t3 = std::chrono::steady_clock::now();
+    server.wait(20ms);
+    EXPECT_GE(std::chrono::steady_clock::now() - t3, 20ms) << "a stale wake-up with nothing queued";
+
     ControlServer stopped(config_at(dir.file("t")), rec.handler());  // never started: a plain sleep
     const auto t2 = std::chrono::steady_clock::now();
     stopped.wait(1ms);
