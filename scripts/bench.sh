@@ -232,6 +232,7 @@ perf_measured() {
     done
     exec perf record -q -F 4999 -t "$tid" -o "$2" -- sleep $(( DURATION > 2 ? DURATION - 1 : 1 ))
   ) >"$TMP/perf.log" 2>&1 &
+  PIDS+=("$!")  # an interrupted bench stops it too (SIGINT: perf writes its file and exits)
 }
 
 # gen_finish: lets the generator exit; sets GEN_OUT to its output and a line
