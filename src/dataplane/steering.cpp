@@ -304,9 +304,17 @@ bool Steering::to_client(const Snapshot& snap, const packet::Parsed& p, uint32_t
 }
 
 uint32_t Steering::sweep(const Snapshot& snap, uint32_t slice, uint32_t now_ms) {
-    const flow::FlowTable& t = *x_.flows;
-    const uint32_t budget = t.size() > t.capacity() / 4 * 3 ? slice * kSweepHurry : slice;
-    return x_.flows->sweep(budget, now_ms, timeouts_of(snap), [&](const flow::FlowEntry& e) { release(e); });
+    flow::FlowTable& t = *x_.flows;
+    const bool hurry = sweep_finds_ && t.size() > t.capacity() / 4 * 3;
+    const uint32_t pass = t.sweep_passes();
+    const uint32_t removed = t.sweep(hurry ? slice * kSweepHurry : slice, now_ms, timeouts_of(snap),
+                                     [&](const flow::FlowEntry& e) { release(e); });
+    swept_this_pass_ += removed;
+    if (t.sweep_passes() != pass) {  // a pass ended in this slice
+        sweep_finds_ = swept_this_pass_ >= t.capacity() / kSweepFinds;
+        swept_this_pass_ = 0;
+    }
+    return removed;
 }
 
 uint32_t Steering::expire_closed(const Snapshot& snap, uint32_t now_ms) {

@@ -37,7 +37,7 @@ __extension__ typedef unsigned __int128 Uint128;
 // loop: a slice sized so a whole pass takes about kSweepPassMs, at least
 // kMinSweepSlice slots. Per-loop sweeping cost up to 15% of a busy worker.
 // Steering::sweep takes larger slices (a pass per second) while the table is
-// more than 3/4 full.
+// more than 3/4 full and its last pass found expired flows.
 constexpr uint32_t kSweepPassMs = 5000;
 constexpr uint32_t kMinSweepSlice = 256;
 constexpr uint32_t kPendingMax = 64;        // packets parked while their next hop resolves

@@ -322,6 +322,7 @@ public:
     uint32_t size() const { return size_; }
     uint32_t capacity() const { return capacity_; }
     uint32_t slot_count() const { return slot_count_; }
+    uint32_t sweep_passes() const { return sweep_pass_; }  // full passes sweep() has finished
     size_t memory_bytes() const;
     const FlowTableStats& stats() const { return stats_; }
 

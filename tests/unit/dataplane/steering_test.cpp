@@ -162,6 +162,50 @@ TEST(Steering, SweepHurriesWhileTheTableIsCrowded) {
     EXPECT_LE(r.steer->sweep(r.snap, kSlice, r.now), kSlice) << "below 3/4: one slice";
 }
 
+// Sweeps a whole pass in slices of `slice` from where the sweep stands;
+// returns how many Steering::sweep calls the pass took.
+uint32_t calls_for_a_pass(Rig& r, uint32_t slice) {
+    const uint32_t pass = r.flows.sweep_passes();
+    uint32_t calls = 0;
+    while (r.flows.sweep_passes() == pass) {
+        r.steer->sweep(r.snap, slice, r.now);
+        ++calls;
+    }
+    return calls;
+}
+
+// A table crowded with live flows is swept one slice at a time once a full
+// pass has found (almost) nothing to remove; when a pass removes at least
+// 1/kSweepFinds of the capacity, the sweep hurries again while the table is
+// still over 3/4 full.
+TEST(Steering, SweepHurriesOnlyWhileItFindsExpiredFlows) {
+    Rig r(1, ForwardMode::dnat, SchedulerKind::maglev, {}, 0, 4096);
+    const uint32_t cap = r.flows.capacity();
+    uint32_t i = 0;
+    auto open = [&](uint32_t until) {
+        for (; r.flows.size() < until; ++i)
+            ASSERT_TRUE(r.syn(0xc0a80000 + i / 1000, uint16_t(20000 + i % 1000)).forward());
+    };
+    open(cap / 16);  // these will expire: 4x what makes a pass count as finding
+    const uint32_t old = r.flows.size();
+    r.now += 5'000;
+    open(old + cap / 4 * 3 + 1);  // these stay alive: over 3/4 full without the others
+    const uint32_t all = r.flows.size();
+    constexpr uint32_t kSlice = 64;
+    // Calls a pass takes at one slice a call (less what the previous call
+    // carried over the pass's start), and at kSweepHurry slices a call.
+    const uint32_t slow = r.flows.slot_count() / kSlice - Steering::kSweepHurry;
+    const uint32_t hurried = r.flows.slot_count() / kSlice / Steering::kSweepHurry + 2;
+    EXPECT_LE(calls_for_a_pass(r, kSlice), hurried) << "nothing known yet: crowded, it hurries";
+    EXPECT_EQ(r.flows.size(), all) << "every flow alive (SYN timeout 10 s)";
+    EXPECT_GE(calls_for_a_pass(r, kSlice), slow) << "the last pass found nothing: one slice a call";
+    r.now += 6'000;  // the first flows are 11 s old, the others 6 s
+    EXPECT_GE(calls_for_a_pass(r, kSlice), slow) << "a pass found nothing before it";
+    EXPECT_EQ(r.flows.size(), all - old) << "the pass removed the first flows";
+    ASSERT_GT(r.flows.size(), cap / 4 * 3);
+    EXPECT_LE(calls_for_a_pass(r, kSlice), hurried) << "the last pass found 1/16 of the capacity: it hurries";
+}
+
 TEST(Steering, SynToSynAckTimeIsCountedPerBackend) {
     Rig r(1, ForwardMode::nat, SchedulerKind::maglev, port_range(5000, 100));
     r.steer->set_now_us(0xfffffff0u);  // the microsecond clock about to wrap
