@@ -52,12 +52,16 @@ const dp::PortInfo* ControlPlane::port_for(uint32_t ip) const {
 
 void ControlPlane::publish() {
     auto route = [this](uint32_t ip) { return dp_.routes().lookup(ip); };
-    if (ids_.backend_count() > dp::kMaxBackends || ids_.vip_count() > dp::kMaxVips)
-        throw std::runtime_error("too many backends or VIPs for this process; restart ferryd");
+    // Checked before anything is registered: ids are never given back, so a refused config must
+    // not spend any, or every later publish (a health change, a drain) would be refused too.
+    const dp::IdRegistry::Counts n = ids_.counts_with(*cfg_);
+    if (n.backends > dp::kMaxBackends || n.vips > dp::kMaxVips)
+        throw std::runtime_error("the config needs " + std::to_string(n.backends) + " backend and " +
+                                 std::to_string(n.vips) + " VIP ids, over this process's limit of " +
+                                 std::to_string(dp::kMaxBackends) + " and " + std::to_string(dp::kMaxVips) +
+                                 " (each backend and VIP ever configured keeps its id until ferryd restarts)");
     std::unique_lock<std::mutex> lock(view_mutex_);  // ids_ and current_ are read by view()
     auto next = dp::build_snapshot(*cfg_, ids_, runtime_, route, generation_ + 1);
-    if (next->backends.size() > dp::kMaxBackends || next->vips.size() > dp::kMaxVips)
-        throw std::runtime_error("too many backends or VIPs for this process; restart ferryd");
     for (auto& be : next->backends) {
         if (!be.known || be.nexthop_ip == 0) continue;
         want_neighbour(be.nexthop_ip, be.egress_port);
@@ -608,7 +612,8 @@ ReloadResult ControlPlane::reload_config() {
         set_config(old);
         out.errors.push_back(cfg_->file + ": " + e.what());
         out.changes.clear();
-        FERRY_LOG(ERR, "reload refused: %s", e.what());
+        FERRY_LOG(ERR, "reload of %s refused, still serving the running config:", cfg_->file.c_str());
+        FERRY_LOG(ERR, "  %s", out.errors.back().c_str());
         return out;
     }
     on_config_applied(*old);

@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <bit>
 #include <cmath>
+#include <set>
 
 #include "balance/least_load.hpp"
 #include "balance/maglev.hpp"
@@ -43,6 +44,17 @@ uint32_t IdRegistry::find_backend(const Endpoint& e) const {
 uint32_t IdRegistry::find_vip(const Endpoint& e, L4Proto proto) const {
     auto it = vip_ids_.find({e, proto});
     return it == vip_ids_.end() ? kNone : it->second;
+}
+
+IdRegistry::Counts IdRegistry::counts_with(const Config& cfg) const {
+    std::set<Endpoint> new_backends;
+    std::set<std::pair<Endpoint, L4Proto>> new_vips;
+    for (const auto& v : cfg.vips) {
+        if (find_vip(v.endpoint, v.proto) == kNone) new_vips.insert({v.endpoint, v.proto});
+        for (const auto& b : v.backends)
+            if (find_backend(b.endpoint) == kNone) new_backends.insert(b.endpoint);
+    }
+    return Counts{backend_count() + uint32_t(new_backends.size()), vip_count() + uint32_t(new_vips.size())};
 }
 
 void Snapshot::build_index() {

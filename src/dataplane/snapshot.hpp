@@ -94,6 +94,16 @@ public:
     uint32_t vip_count() const { return uint32_t(vips_.size()); }
     const Endpoint& backend(uint32_t id) const { return backends_[id]; }
 
+    // How many ids there would be once `cfg` is registered: those already
+    // assigned plus one per endpoint not seen yet. Assigns nothing, so a
+    // config that would pass the process's limits is refused before any id
+    // is spent on it.
+    struct Counts {
+        uint32_t backends = 0;
+        uint32_t vips = 0;
+    };
+    Counts counts_with(const Config& cfg) const;
+
 private:
     std::map<Endpoint, uint32_t> backend_ids_;
     std::vector<Endpoint> backends_;

@@ -500,6 +500,31 @@ class Reloads(ControlTopology, unittest.TestCase):
         self.assertEqual(r["failed"], 0, r.get("errors"))
         self.assertEqual(set(r["servers"]), {b.id for b in t.backends[:3]}, r)
 
+    def test_reload_past_the_id_limit_is_refused_and_spends_no_ids(self):
+        """Backends and VIPs keep their ids for the life of the process (flow
+        entries hold them), at most 16,384 backends. A reload past that is
+        refused, and the refusal must take no ids: it used to leave them taken,
+        so the next publish (a health change, a drain) was refused as well and
+        ended ferryd."""
+        t = self.topo
+        extra = [{"address": t.backends[0].address, "port": 20000 + i, "weight": 100} for i in range(16382)]
+        watch = LogWatch(t)
+        self.write(self.base() + extra)
+        t.signal_ferryd(signal.SIGHUP)
+        watch.wait(r"reload of \S+ refused", timeout=60)
+        watch.wait(r": the config needs 16385 backend and 1 VIP ids, over this process's limit of 16384", timeout=5)
+        self.write(self.base())
+        victim = t.backends[1]
+        cp = ferryctl(t, "drain", "chat", endpoint(victim))
+        self.assertEqual(cp.returncode, 0, cp.stdout + cp.stderr)
+        self.assertIsNone(t.ferryd.poll(), "ferryd exited:\n" + t.ferryd_log()[-2000:])
+        self.assertEqual(backend_rows(t)[endpoint(victim)]["state"], "drained")
+        r = t.load(n=60, concurrency=6, new_conn=True, timeout=10)
+        self.assertEqual(r["failed"], 0, r.get("errors"))
+        self.assertNotIn(victim.id, r["servers"], r)
+        cp = ferryctl(t, "undrain", "chat", endpoint(victim))
+        self.assertEqual(cp.returncode, 0, cp.stdout + cp.stderr)
+
     def test_sighup_aimed_at_the_telemetry_thread_does_not_kill_it(self):
         """Signals are for ferryd's main thread alone. A process-directed
         SIGHUP can land on any thread that does not block it; on DPDK's

@@ -121,6 +121,40 @@ TEST(Snapshot, IdsAreStableAcrossRebuildsAndRemovedBackendsStayResolvable) {
     EXPECT_EQ(s2->generation, 2u);
 }
 
+// The ids a config would take are counted without assigning any: the control
+// plane refuses a config past the limits before it spends ids that are never
+// given back.
+TEST(Snapshot, IdCountsOfAConfigAssignNothing) {
+    IdRegistry ids;
+    Config c = two_vips();
+    IdRegistry::Counts n = ids.counts_with(c);
+    EXPECT_EQ(n.backends, 2u);  // 10.0.0.12:8000 is in both VIPs: one id
+    EXPECT_EQ(n.vips, 2u);      // the same address and port, TCP and UDP: two
+    EXPECT_EQ(ids.backend_count(), 0u);
+    EXPECT_EQ(ids.vip_count(), 0u);
+
+    build_snapshot(c, ids, RuntimeState{}, on_link, 1);
+    n = ids.counts_with(c);
+    EXPECT_EQ(n.backends, 2u);
+    EXPECT_EQ(n.vips, 2u);
+
+    // A removed backend keeps its id and a new one takes another; a new VIP too.
+    c.vips[0].backends[0].endpoint = ep("10.0.0.13", 8000);
+    VipConfig v = c.vips[0];
+    v.name = "c";
+    v.endpoint = ep("10.0.0.100", 81);
+    v.backends = {{ep("10.0.0.13", 8000), 100, {}, {}}, {ep("10.0.0.14", 8000), 100, {}, {}}};
+    c.vips.push_back(v);
+    n = ids.counts_with(c);
+    EXPECT_EQ(n.backends, 4u);
+    EXPECT_EQ(n.vips, 3u);
+    EXPECT_EQ(ids.backend_count(), 2u);
+    EXPECT_EQ(ids.vip_count(), 2u);
+    auto s = build_snapshot(c, ids, RuntimeState{}, on_link, 2);
+    EXPECT_EQ(s->backends.size(), n.backends);
+    EXPECT_EQ(s->vips.size(), n.vips);
+}
+
 TEST(Snapshot, DownDrainedAndZeroWeightBackendsGetNoSlots) {
     IdRegistry ids;
     Config c = two_vips();
