@@ -102,8 +102,9 @@ json ControlPlane::backend_json(const VipConfig& v, uint32_t vid, const BackendC
     j["new_flows"] = c.new_flows;
     j["packets"] = c.packets;
     j["bytes"] = c.bytes;
-    j["rtt_ms"] = rtt_ms_of(vid, bid);
     // Response times in ms, null until measured.
+    const std::optional<double> rtt = rtt_ms_of(vid, bid);
+    j["rtt_ms"] = rtt ? json(*rtt) : json(nullptr);
     BackendLatency lat = latency_of(b);
     auto ms = [](const std::optional<double>& s) { return s ? json(std::round(*s * 1e6) / 1e3) : json(nullptr); };
     j["connect_ms"] = ms(lat.connect_s);

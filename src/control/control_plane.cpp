@@ -520,16 +520,17 @@ std::string ControlPlane::reason_of(uint32_t vid, uint32_t bid) const {
     return r == health_reason_.end() ? "" : r->second;
 }
 
-double ControlPlane::rtt_ms_of(uint32_t vid, uint32_t bid) const {
+std::optional<double> ControlPlane::rtt_ms_of(uint32_t vid, uint32_t bid) const {
     for (const auto& v : cfg_->vips) {
         if (ids_.find_vip(v.endpoint, v.proto) != vid) continue;
         for (const auto& b : v.backends)
             if (ids_.find_backend(b.endpoint) == bid) {
                 auto st = checker_.status(health::make_target_key(b, v));
-                return st ? st->last_rtt_us / 1000.0 : 0.0;
+                if (!st || st->last_rtt_us == 0) return std::nullopt;
+                return st->last_rtt_us / 1000.0;
             }
     }
-    return 0.0;
+    return std::nullopt;
 }
 
 unsigned ControlPlane::handle_messages(uint64_t now_ms) {

@@ -111,7 +111,7 @@ private:
     const BackendConfig& find_backend_config(const VipConfig& vip, const std::string& backend) const;
     nlohmann::json backend_json(const VipConfig& v, uint32_t vid, const BackendConfig& b);
     std::string reason_of(uint32_t vid, uint32_t bid) const;
-    double rtt_ms_of(uint32_t vid, uint32_t bid) const;
+    std::optional<double> rtt_ms_of(uint32_t vid, uint32_t bid) const;  // none until a probe measured one
     void reclaim(bool wait_all);
     // Returns how many worker messages it handled.
     unsigned handle_messages(uint64_t now_ms);

@@ -46,6 +46,8 @@ std::string ControlPlane::render_metrics() const {
         w.counter("ferry_arp_replies", "ARP requests answered for Ferry addresses and VIPs.",
                   dp::read_relaxed(c.arp_replies), l);
         w.counter("ferry_icmp_echo_replies", "Pings answered.", dp::read_relaxed(c.icmp_echo_replies), l);
+        w.counter("ferry_neighbour_requests", "Next hops the worker asked the control thread to resolve (ARP).",
+                  dp::read_relaxed(c.neighbour_requests), l);
         w.gauge("ferry_flow_entries", "Occupied flow-table entries (a full-NAT flow uses two).",
                 dp::read_relaxed(c.flow_entries), l);
         w.gauge("ferry_flows_closing", "Closed flows waiting out their closing timeout (removed then).",
@@ -87,6 +89,9 @@ std::string ControlPlane::render_metrics() const {
         w.counter("ferry_backend_packets", "Packets to and from the backend.", s.packets, l);
         w.counter("ferry_backend_bytes", "Bytes to and from the backend.", s.bytes, l);
         w.counter("ferry_backend_new_flows", "New flows sent to the backend.", s.new_flows, l);
+        w.counter("ferry_backend_syns", "SYNs forwarded to the backend (the passive check's count).", s.syn_sent, l);
+        w.counter("ferry_backend_synacks", "SYN-ACKs the backend returned through Ferry.", s.synack_seen, l);
+        w.counter("ferry_backend_rsts_on_syn", "RSTs the backend answered a SYN with.", s.rst_on_syn, l);
         w.gauge("ferry_backend_active_flows", "Flows in the tables for the backend.",
                 s.active_flows < 0 ? 0 : s.active_flows, l);
         w.counter("ferry_backend_connect_time_seconds", "SYN to SYN-ACK times of the backend's flows, summed.",

@@ -373,7 +373,8 @@ class Operator(unittest.TestCase):
         for b in chat:
             self.assertEqual((b["vip"], b["state"]), ("chat", "up"), b)
             self.assertEqual(b["effective_weight"], b["weight"], b)
-            self.assertGreaterEqual(b["rtt_ms"], 0)
+            self.assertIsNotNone(b["rtt_ms"], b)  # up by its probes: a round trip measured
+            self.assertGreater(b["rtt_ms"], 0, b)
         rows = self.table_rows(self.ctl("backends", "chat").stdout)
         self.assertEqual(rows[0][:5], ["VIP", "ADDRESS", "STATE", "WEIGHT", "EFFECTIVE WEIGHT"])
         self.assertEqual([r[:5] for r in rows[1:]],
@@ -732,7 +733,8 @@ class Operator(unittest.TestCase):
         m1 = parse_exposition(self.fetch_metrics()["body"])
         c2 = self.json("stats")["counters"]
         grown = {name: metric_sum(m1, name) - metric_sum(m0, name)
-                 for name in ("ferry_flows_created_total", "ferry_backend_new_flows_total")}
+                 for name in ("ferry_flows_created_total", "ferry_backend_new_flows_total",
+                              "ferry_backend_syns_total", "ferry_backend_synacks_total")}
         grown["ferry_vip_new_flows_total{vip=chat}"] = (metric_sum(m1, "ferry_vip_new_flows_total", vip="chat")
                                                        - metric_sum(m0, "ferry_vip_new_flows_total", vip="chat"))
         print(f"# metrics after {n} new connections: {grown}", flush=True)
