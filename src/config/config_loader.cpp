@@ -6,6 +6,7 @@
 #include "config/config_loader.hpp"
 
 #include <fcntl.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -141,10 +142,18 @@ bool all_digits(std::string_view s) {
 }
 
 // Reads a whole file, or says why it could not (with the OS's reason).
+// Regular files only: ferryd's control thread checks files an operator names, and a FIFO would
+// block it (O_NONBLOCK: opening one does not wait for a writer) and a device never end.
 std::optional<std::string> read_whole_file(const std::string& path, std::string& why) {
-    const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+    const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NONBLOCK);
     if (fd < 0) {
         why = std::string("cannot open: ") + std::strerror(errno);
+        return std::nullopt;
+    }
+    struct stat st {};
+    if (::fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
+        why = "not a regular file";
+        ::close(fd);
         return std::nullopt;
     }
     std::string text;
@@ -993,7 +1002,9 @@ private:
             }
         }
         if (lat && v.latency_aware.enabled) check_latency_signal(v, *lat, label);
-        if (v.scheduler == SchedulerKind::maglev && v.backends.size() > v.table_size)
+        // Every scheduler: the Maglev table is built for each VIP (trace, the dnat stateless
+        // fallback), and it cannot hold more weighted backends than it has slots.
+        if (v.backends.size() > v.table_size)
             error(g, label + " has " + std::to_string(v.backends.size()) +
                          " backends, more than its Maglev 'table_size' " + std::to_string(v.table_size));
         return v;

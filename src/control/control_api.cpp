@@ -7,8 +7,8 @@
 #include <rte_ethdev.h>
 
 #include <algorithm>
-#include <cmath>
 #include <chrono>
+#include <cmath>
 
 #include "config/config_loader.hpp"
 #include "control/control_plane.hpp"
@@ -273,7 +273,10 @@ json ControlPlane::handle(const json& req) {
             uint32_t slot = w->flows->lookup(key);
             if (slot == flow::kNoPeer) continue;
             const flow::FlowEntry& e = w->flows->entry(slot);
-            out["backend"] = ids_.backend(e.value.backend_id).to_string();
+            // Read while the worker may change it: an id is checked before it is looked up.
+            out["backend"] = e.value.backend_id < ids_.backend_count()
+                                 ? json(ids_.backend(e.value.backend_id).to_string())
+                                 : json(nullptr);
             out["reason"] = "existing flow on worker " + std::to_string(w->index) + " (" +
                             state_name(e.value.state) + "): a connection stays on its backend";
             out["worker"] = w->index;
@@ -297,6 +300,11 @@ json ControlPlane::handle(const json& req) {
         const BackendConfig& b = find_backend_config(v, get_string(req, "backend"));
         uint32_t vid = ids_.vip_id(v.endpoint, v.proto), bid = ids_.backend_id(b.endpoint);
         dp::BackendAdmin& a = runtime_.admin[{vid, bid}];
+        // Kept to put back if the change cannot be published: a refused command changes nothing.
+        const dp::BackendAdmin admin_before = a;
+        const auto started = drain_started_.find({vid, bid});
+        const std::optional<uint64_t> drain_started_before =
+            started == drain_started_.end() ? std::nullopt : std::optional<uint64_t>(started->second);
         if (cmd == "weight") {
             auto it = req.find("weight");
             if (it == req.end() || !it->is_number_integer() || it->get<int64_t>() < 0 || it->get<int64_t>() > 65535)
@@ -317,7 +325,16 @@ json ControlPlane::handle(const json& req) {
             drain_started_.erase({vid, bid});
             FERRY_LOG(INFO, "drain of %s in VIP %s ended by operator", b.endpoint.to_string().c_str(), v.name.c_str());
         }
-        publish();
+        try {
+            publish();
+        } catch (...) {
+            a = admin_before;
+            if (drain_started_before)
+                drain_started_[{vid, bid}] = *drain_started_before;
+            else
+                drain_started_.erase({vid, bid});
+            throw;
+        }
         out["backend"] = backend_json(v, vid, b);
         return out;
     }

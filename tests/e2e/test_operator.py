@@ -602,6 +602,13 @@ class Operator(unittest.TestCase):
                 self.assertTrue(any(e.startswith(f"{bad}:{line}:") for e in answer["errors"]), answer)
         # Checking a file never touches the running config.
         self.assertEqual(len(self.json("backends", "chat")["backends"]), 3)
+        # The control thread reads the file: one that is not a regular file (a FIFO would block it
+        # until a writer came) is refused at once, and the thread goes on answering.
+        fifo = self.topo.tmpdir / "ferry.fifo"
+        os.mkfifo(fifo)
+        cp = self.ctl("check-config", fifo, rc=1, timeout=10)
+        self.assertIn(f"{fifo}: not a regular file", cp.stderr)
+        self.assertEqual(len(self.json("backends", "chat")["backends"]), 3)
 
     # ---- counters against traffic: ferryctl, telemetry, metrics ----------------
 

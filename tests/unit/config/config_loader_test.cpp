@@ -1,5 +1,8 @@
 #include "config/config_loader.hpp"
 
+#include <sys/stat.h>
+#include <unistd.h>
+
 #include <algorithm>
 #include <fstream>
 #include <string>
@@ -269,7 +272,24 @@ TEST(ConfigFile, MissingFileIsAnErrorWithoutLine) {
 TEST(ConfigFile, DirectoryIsAnError) {
     const auto r = load_config_file("tests/unit/config/data");
     ASSERT_EQ(r.errors.size(), 1u);
-    EXPECT_EQ(r.errors[0].to_string(), "tests/unit/config/data: cannot read: Is a directory");
+    EXPECT_EQ(r.errors[0].to_string(), "tests/unit/config/data: not a regular file");
+}
+
+// ferryd's control thread checks files an operator names (ferryctl check-config): a FIFO must not
+// block it waiting for a writer, nor a device feed it forever.
+TEST(ConfigFile, FifoAndDeviceAreRefusedWithoutReading) {
+    char dir[] = "/tmp/ferry-config-test.XXXXXX";
+    ASSERT_NE(mkdtemp(dir), nullptr);
+    const std::string fifo = std::string(dir) + "/ferry.conf";
+    ASSERT_EQ(mkfifo(fifo.c_str(), 0600), 0);
+    const auto r = load_config_file(fifo);
+    unlink(fifo.c_str());
+    rmdir(dir);
+    ASSERT_EQ(r.errors.size(), 1u);
+    EXPECT_EQ(r.errors[0].to_string(), fifo + ": not a regular file");
+    const auto z = load_config_file("/dev/zero");
+    ASSERT_EQ(z.errors.size(), 1u);
+    EXPECT_EQ(z.errors[0].to_string(), "/dev/zero: not a regular file");
 }
 
 TEST(ConfigFile, SyntaxErrorGivesFileAndLine) {
@@ -878,13 +898,19 @@ TEST(ConfigVips, DuplicateBackendsWithinAVip) {
                      "duplicate backend 10.0.1.5:8000 in VIP '10.0.0.100:80/tcp' (first at line 6)");
 }
 
+// With every scheduler: each VIP gets a Maglev table, which cannot hold more weighted backends than
+// it has slots. Checked on the listed backends, as any of them can become weighted at run time (a
+// health check passing, an operator's weight or undrain); a runtime refusal used to end ferryd.
 TEST(ConfigVips, MoreBackendsThanMaglevSlots) {
     std::string list;
     for (int i = 1; i <= 14; ++i) list += "{ address = \"10.0.1." + std::to_string(i) + "\"; port = 80; },";
     list.pop_back();
-    const auto text = replaced(replaced(kMinimal, "{ address = \"10.0.1.5\"; port = 8000; }", list),
-                               "port = 80;", "port = 80; table_size = 13;");
-    expect_one_error(text, "table_size", "has 14 backends, more than its Maglev 'table_size' 13");
+    for (const char* scheduler : {"maglev", "round_robin", "least_conn", "two_choices"}) {
+        SCOPED_TRACE(scheduler);
+        const auto text = replaced(replaced(kMinimal, "{ address = \"10.0.1.5\"; port = 8000; }", list), "port = 80;",
+                                   std::string("port = 80; table_size = 13; scheduler = \"") + scheduler + "\";");
+        expect_one_error(text, "table_size", "has 14 backends, more than its Maglev 'table_size' 13");
+    }
 }
 
 // ---- load-aware weights and slow start ---------------------------------------------------------
