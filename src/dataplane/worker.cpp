@@ -46,6 +46,7 @@ constexpr uint32_t kPendingHoldMs = 1000;   // then they are dropped (counted no
 // timer slack late (50 us by default) to batch wake-ups, which would turn
 // idle_sleep_us = 50 into 50-100 us and idle_sleep_us = 10 into 10-60 us.
 constexpr unsigned long kIdleSleepSlackNs = 1000;
+constexpr uint16_t kVlanIdMask = 0x0fff;  // of the 802.1Q TCI: 0 is a priority tag, no VLAN
 
 // A packet waiting for its next hop's MAC, as Linux keeps a few per neighbour.
 struct Pending {
@@ -244,6 +245,7 @@ void Worker::handle_arp(rte_mbuf* m, const PortInfo& port, const packet::Parsed&
         packet::make_arp_reply(data, p.l3_offset, port.mac);
         ++c_.arp_replies;
         ++c_.tx_packets;
+        c_.tx_bytes += rte_pktmbuf_pkt_len(m);
         rte_eth_tx_buffer(port.port_id, uint16_t(w_.index), w_.tx[port.port_id], m);
         return;
     }
@@ -318,6 +320,8 @@ void Worker::process(rte_mbuf* m, const PortInfo& port, bool handed_off, const P
     packet::Parsed parsed_here;  // a handed-off packet is parsed again here; a received one was in process_burst
     const packet::ParseResult r = pre ? pre->r : packet::parse(data, rte_pktmbuf_data_len(m), parsed_here);
     const packet::Parsed& p = pre ? pre->p : parsed_here;
+    // Ferry serves untagged (and priority-tagged) frames; another VLAN's are the host's.
+    if (unlikely(p.has_vlan) && (p.vlan_tci & kVlanIdMask) != 0) return to_exception(m, port);
     switch (r) {
         case packet::ParseResult::ok: break;
         case packet::ParseResult::arp: return handle_arp(m, port, p);
@@ -325,7 +329,11 @@ void Worker::process(rte_mbuf* m, const PortInfo& port, bool handed_off, const P
         case packet::ParseResult::other_ethertype:
         case packet::ParseResult::other_l4: return to_exception(m, port);
         case packet::ParseResult::fragment:
+            // Not reassembled: to a VIP or a NAT address (the data plane's alone, the
+            // host would discard them) they are dropped and counted.
             if (snap_->is_vip_address(p.dst_ip)) return drop(m, Drop::vip_fragment);
+            if (const uint32_t local = local_index(p.dst_ip); local != kNotLocal && local >= n_port_ips_)
+                return drop(m, Drop::vip_fragment);
             return to_exception(m, port);  // the host reassembles its own
         default: return drop(m, drop_of(r));
     }
@@ -341,9 +349,10 @@ void Worker::process(rte_mbuf* m, const PortInfo& port, bool handed_off, const P
     const uint32_t local = local_index(p.dst_ip);
     if (p.proto == IPPROTO_ICMP) {
         if (local != kNotLocal || snap_->is_vip_address(p.dst_ip)) {
-            if (packet::make_icmp_echo_reply(data, rte_pktmbuf_data_len(m), p)) {
+            if (packet::make_icmp_echo_reply(data, rte_pktmbuf_data_len(m), p, port.mac)) {
                 ++c_.icmp_echo_replies;
                 ++c_.tx_packets;
+                c_.tx_bytes += rte_pktmbuf_pkt_len(m);
                 rte_eth_tx_buffer(port.port_id, uint16_t(w_.index), w_.tx[port.port_id], m);
                 return;
             }
@@ -446,6 +455,7 @@ void Worker::run() {
         for (unsigned i = 0; i < n; ++i) {
             uint16_t port = pkts[i]->port;
             ++c_.tx_packets;
+            c_.tx_bytes += rte_pktmbuf_pkt_len(pkts[i]);
             rte_eth_tx_buffer(port, uint16_t(w_.index), w_.tx[port], pkts[i]);
         }
         work += n;

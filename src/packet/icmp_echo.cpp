@@ -27,7 +27,7 @@ constexpr uint8_t kReplyTtl = 64;
 
 }  // namespace
 
-bool make_icmp_echo_reply(uint8_t* data, size_t len, const Parsed& p) {
+bool make_icmp_echo_reply(uint8_t* data, size_t len, const Parsed& p, const uint8_t my_mac[6]) {
     if (p.proto != IPPROTO_ICMP || p.icmp_type != kIcmpEchoRequest) {
         return false;
     }
@@ -41,11 +41,9 @@ bool make_icmp_echo_reply(uint8_t* data, size_t len, const Parsed& p) {
         return false;
     }
 
-    // Ethernet: swap source and destination.
-    uint8_t mac[kMacLen];
-    std::memcpy(mac, data, kMacLen);
-    std::memcpy(data, data + kMacLen, kMacLen);
-    std::memcpy(data + kMacLen, mac, kMacLen);
+    // Ethernet: back to the sender, from our own MAC.
+    std::memmove(data, data + kMacLen, kMacLen);
+    std::memcpy(data + kMacLen, my_mac, kMacLen);
 
     // IPv4: swap addresses (the header sum does not change) and start the reply
     // with a fresh TTL like any new datagram; the TTL/protocol word changes.

@@ -50,13 +50,20 @@ ParseResult parse_l4(const uint8_t* l4, size_t l4_len, Parsed& out) {
             out.tcp_flags = l4[13];
             return ParseResult::ok;
         }
-        case IPPROTO_UDP:
+        case IPPROTO_UDP: {
             if (l4_len < kUdpHdrLen) {
+                return ParseResult::truncated_l4;
+            }
+            // The UDP length covers header and data within the IP payload (trailing
+            // bytes past it are allowed, as past the IP total length).
+            const uint16_t udp_len = load_be16(l4 + 4);
+            if (udp_len < kUdpHdrLen || udp_len > l4_len) {
                 return ParseResult::truncated_l4;
             }
             out.src_port = load_raw16(l4);
             out.dst_port = load_raw16(l4 + 2);
             return ParseResult::ok;
+        }
         case IPPROTO_ICMP:
             if (l4_len < kIcmpHdrLen) {
                 return ParseResult::truncated_l4;

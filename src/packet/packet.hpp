@@ -119,10 +119,12 @@ size_t build_arp_request(uint8_t* buf, const uint8_t src_mac[6], uint32_t src_ip
 
 // --- ICMP echo ---------------------------------------------------------------
 
-// Turns an ICMP echo request addressed to us into the reply in place: swaps
-// MACs and IPs, sets type 0 and TTL 64 (a new datagram), fixes both checksums
-// incrementally. False if not an echo request (or `p` does not fit in len).
-bool make_icmp_echo_reply(uint8_t* data, size_t len, const Parsed& p);
+// Turns an ICMP echo request addressed to us into the reply in place: back to
+// the sender's MAC from `my_mac` (not the request's destination MAC, which may
+// be a broadcast or multicast one), IPs swapped, type 0 and TTL 64 (a new
+// datagram), both checksums fixed incrementally. False if not an echo request
+// (or `p` does not fit in len).
+bool make_icmp_echo_reply(uint8_t* data, size_t len, const Parsed& p, const uint8_t my_mac[6]);
 
 }  // namespace ferry::packet
 

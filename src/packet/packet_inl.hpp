@@ -33,7 +33,8 @@ inline ParseResult parse(const uint8_t* data, size_t len, Parsed& out) {
             whole_l4 = data_offset >= kTcp && data_offset <= size_t(total_len) - kIp;
             tcp_flags = l4[13];
         } else if (plain_ipv4 && proto == kUdpProto) {
-            whole_l4 = total_len >= kIp + kUdp;
+            const uint16_t udp_len = detail::load_be16(l4 + 4);
+            whole_l4 = total_len >= kIp + kUdp && udp_len >= kUdp && udp_len <= total_len - kIp;
         }
         if (whole_l4) {
             out = Parsed{uint16_t(kEth),

@@ -138,7 +138,7 @@ TEST(IcmpEcho, RequestToReply) {
             auto f = build_frame(s);
             Parsed p;
             ASSERT_EQ(parse(f.data(), f.size(), p), ParseResult::ok);
-            ASSERT_TRUE(make_icmp_echo_reply(f.data(), f.size(), p));
+            ASSERT_TRUE(make_icmp_echo_reply(f.data(), f.size(), p, kMyMac.data()));
 
             FrameSpec r = s;
             std::swap(r.src_mac, r.dst_mac);
@@ -155,6 +155,22 @@ TEST(IcmpEcho, RequestToReply) {
     }
 }
 
+// A request sent to a broadcast or multicast MAC is answered from our own MAC:
+// a group address is never a frame's source.
+TEST(IcmpEcho, ReplyComesFromOurMacWhateverTheRequestWasSentTo) {
+    for (const std::array<uint8_t, 6> to : {std::array<uint8_t, 6>{0xff, 0xff, 0xff, 0xff, 0xff, 0xff},
+                                            std::array<uint8_t, 6>{0x01, 0x00, 0x5e, 0x00, 0x00, 0x01}}) {
+        FrameSpec s = echo_spec();
+        s.dst_mac = to;
+        auto f = build_frame(s);
+        Parsed p;
+        ASSERT_EQ(parse(f.data(), f.size(), p), ParseResult::ok);
+        ASSERT_TRUE(make_icmp_echo_reply(f.data(), f.size(), p, kMyMac.data()));
+        EXPECT_EQ(std::memcmp(f.data(), kRequesterMac.data(), 6), 0);
+        EXPECT_EQ(std::memcmp(f.data() + 6, kMyMac.data(), 6), 0);
+    }
+}
+
 TEST(IcmpEcho, RejectsOthers) {
     FrameSpec s = echo_spec();
     s.icmp_type = 0;  // already a reply
@@ -162,16 +178,16 @@ TEST(IcmpEcho, RejectsOthers) {
     Parsed p;
     ASSERT_EQ(parse(f.data(), f.size(), p), ParseResult::ok);
     const auto before = f;
-    EXPECT_FALSE(make_icmp_echo_reply(f.data(), f.size(), p));
+    EXPECT_FALSE(make_icmp_echo_reply(f.data(), f.size(), p, kMyMac.data()));
     EXPECT_EQ(f, before);
 
     f = build_frame(FrameSpec{});  // TCP
     ASSERT_EQ(parse(f.data(), f.size(), p), ParseResult::ok);
-    EXPECT_FALSE(make_icmp_echo_reply(f.data(), f.size(), p));
+    EXPECT_FALSE(make_icmp_echo_reply(f.data(), f.size(), p, kMyMac.data()));
 
     f = build_frame(echo_spec());
     ASSERT_EQ(parse(f.data(), f.size(), p), ParseResult::ok);
-    EXPECT_FALSE(make_icmp_echo_reply(f.data(), f.size() - 1, p));  // `p` is not from this length
+    EXPECT_FALSE(make_icmp_echo_reply(f.data(), f.size() - 1, p, kMyMac.data()));  // `p` is not from this length
 }
 
 }  // namespace

@@ -349,6 +349,28 @@ TEST(Parse, TruncatedL4) {
     }
 }
 
+// A UDP length shorter than the header or reaching past the IP payload is a
+// broken datagram (counted as truncated_l4), not a flow to open; one shorter
+// than the payload leaves trailing bytes, which is allowed.
+TEST(Parse, UdpLengthMustFitTheDatagram) {
+    FrameSpec s;
+    s.proto = IPPROTO_UDP;
+    s.payload_len = 10;                        // UDP length 18 in a 38-byte IP datagram
+    for (const bool tagged : {false, true}) {  // the shortcut, then the general parser
+        s.vlan = tagged;
+        auto f = build_frame(s);
+        const size_t udp_len_at = (tagged ? 18u : 14u) + 20u + 4u;
+        for (const uint16_t udp_len : {0, 1, 7, 19, 200, 0xffff}) {
+            put16(f.data() + udp_len_at, udp_len);
+            EXPECT_EQ(parse_vec(f), ParseResult::truncated_l4) << udp_len << " tagged " << tagged;
+        }
+        for (const uint16_t udp_len : {8, 9, 18}) {
+            put16(f.data() + udp_len_at, udp_len);
+            EXPECT_EQ(parse_vec(f), ParseResult::ok) << udp_len << " tagged " << tagged;
+        }
+    }
+}
+
 TEST(Parse, OtherL4) {
     for (const uint8_t proto : {uint8_t{47}, uint8_t{50}, uint8_t{132}, uint8_t{0}}) {
         FrameSpec s;
@@ -570,6 +592,8 @@ TEST(Parse, ShortcutAgreesWithGeneralParser) {
         {23, {6, 17, 1, 0, 47}},                                     // protocol
         {46, {0x50, 0x40, 0x00, 0x60, 0x80, 0xf0}},                  // TCP data offset
         {47, {0x02, 0x12, 0x11, 0x04}},                              // TCP flags
+        {38, {0x00, 0x01}},                                          // UDP length, high byte
+        {39, {0, 7, 8, 9, 17, 18, 26, 27}},                          // UDP length, low byte
     };
     uint32_t x = 777;
     auto next = [&x] {
