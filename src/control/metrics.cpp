@@ -29,6 +29,8 @@ std::string ControlPlane::render_metrics() const {
                   dp::read_relaxed(c.flows_closed), l);
         w.counter("ferry_stateless_packets", "dnat packets forwarded by hash without a flow entry.",
                   dp::read_relaxed(c.stateless), l);
+        w.counter("ferry_flows_picked_up", "dnat flows entered mid-stream (a packet without SYN and without an entry).",
+                  dp::read_relaxed(c.flows_picked_up), l);
         auto miss = [&](const char* kind, uint64_t n) {
             w.counter("ferry_flow_misses", "Packets to a VIP without a flow entry, by kind.", n,
                       {{"worker", std::to_string(wk->index)}, {"kind", kind}});

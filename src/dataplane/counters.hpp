@@ -38,8 +38,9 @@ inline Drop drop_of(packet::ParseResult r) { return Drop(uint8_t(r)); }
 // clang-format off
 #define FERRY_WORKER_COUNTERS(X)                                                                       \
     X(rx_packets) X(rx_bytes) X(tx_packets) X(tx_bytes) X(forwarded) X(flows_created) X(flow_miss_syn) \
-    X(flow_miss_non_syn) X(flow_miss_udp) X(flows_expired) X(flows_closed) X(stateless) X(handoff_out)  \
-    X(handoff_in) X(to_exception) X(from_exception) X(arp_replies) X(icmp_echo_replies)                \
+    X(flow_miss_non_syn) X(flow_miss_udp) X(flows_picked_up) X(flows_expired) X(flows_closed)          \
+    X(stateless) X(handoff_out) X(handoff_in) X(to_exception) X(from_exception) X(arp_replies)         \
+    X(icmp_echo_replies)                                                                               \
     X(neighbour_requests) X(flow_entries) X(flows_closing) X(closing_overflow) X(busy_polls)            \
     X(cycles_rx) X(cycles_process) X(cycles_tx) X(cycles_other)
 // clang-format on
@@ -55,6 +56,7 @@ struct alignas(64) WorkerCounters {
     uint64_t flow_miss_syn = 0;    // new flows (first packet a SYN)
     uint64_t flow_miss_non_syn = 0;// non-SYN TCP without an entry
     uint64_t flow_miss_udp = 0;    // new UDP flows
+    uint64_t flows_picked_up = 0;  // dnat: flows entered mid-stream (a non-SYN without an entry)
     uint64_t flows_expired = 0;
     uint64_t flows_closed = 0;     // ended early: tuple reused after close, backend's flows cut
     uint64_t stateless = 0;        // dnat: forwarded by hash without an entry

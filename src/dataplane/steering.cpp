@@ -173,14 +173,19 @@ ToBackend Steering::open_flow(const Snapshot& snap, uint32_t vip_id, const VipEn
     }
     // A TCP packet without SYN (dnat) has no entry to follow: the Maglev
     // table is the one choice that is the same on every worker and instance.
-    out.backend_id = (tcp && !syn) ? pick_by_table(vip, p) : pick_backend(snap, vip_id, vip, p);
+    // The flow is picked up: its entries are made as for a SYN, so it stays on
+    // this backend and its replies find their way back to the client. It
+    // starts with the SYN timeout and becomes established when the backend
+    // answers (to_client), so stray ACKs do not hold entries for long.
+    const bool pickup = tcp && !syn;
+    out.backend_id = pickup ? pick_by_table(vip, p) : pick_backend(snap, vip_id, vip, p);
     if (out.backend_id == kNone || out.backend_id >= snap.backends.size()) {
         ++vc.no_backend;
         out.drop = Drop::no_backend;
         return out;
     }
-    if (tcp && !syn) {
-        ++c.stateless;  // dnat: mid-stream packet without an entry goes by hash
+    if (pickup && (p.tcp_flags & (packet::kTcpRst | packet::kTcpFin)) != 0) {
+        ++c.stateless;  // an ending connection: forwarded, nothing picked up
         return out;
     }
 
@@ -203,6 +208,7 @@ ToBackend Steering::open_flow(const Snapshot& snap, uint32_t vip_id, const VipEn
     fv.nat_port = out.nat_port;
     fv.nat_addr = nat_addr;
     fv.state = uint8_t(tcp ? flow::FlowState::syn_seen : flow::FlowState::udp);
+    fv.flags = pickup ? kPickedUp : 0;
     fv.last_seen = now_ms;
     fv.created = now_ms;
     const flow::KeyV4 rwords = nat ? flow::KeyV4::of(be.ip, out.nat_ip, be.port, out.nat_port, p.proto)
@@ -236,10 +242,11 @@ ToBackend Steering::open_flow(const Snapshot& snap, uint32_t vip_id, const VipEn
             out.drop = Drop::flow_table_full;
             return out;
         }
-        ++c.stateless;  // dnat keeps working by hash alone
+        ++c.stateless;  // dnat: forwarded by hash alone, no entry to restore its replies
         return out;
     }
     out.slot = fwd;
+    if (pickup) ++c.flows_picked_up;
     ++c.flows_created;
     ++vc.new_flows;
     BackendCounters& bc = x_.backend_counters[out.backend_id];
@@ -274,14 +281,19 @@ bool Steering::to_client(const Snapshot& snap, const packet::Parsed& p, uint32_t
         ++bc.packets;
         bc.bytes += pkt_len;
         if (p.proto == IPPROTO_TCP) {
-            if ((p.tcp_flags & kSynAck) == kSynAck && f.value.state == uint8_t(flow::FlowState::syn_seen)) {
+            const bool picked_up = (f.value.flags & kPickedUp) != 0;
+            if ((p.tcp_flags & kSynAck) == kSynAck && f.value.state == uint8_t(flow::FlowState::syn_seen) &&
+                !picked_up) {
                 f.value.state = uint8_t(flow::FlowState::established);
                 ++bc.synack_seen;
                 bc.connect_us_sum += uint32_t(now_us_ - r.value.created);  // wrap-safe
                 ++bc.connect_samples;
+            } else if (picked_up && f.value.state == uint8_t(flow::FlowState::syn_seen) &&
+                       (p.tcp_flags & packet::kTcpRst) == 0) {
+                f.value.state = uint8_t(flow::FlowState::established);  // the backend knows the connection
             }
             if (p.tcp_flags & packet::kTcpRst) {
-                if (f.value.state == uint8_t(flow::FlowState::syn_seen)) ++bc.rst_on_syn;
+                if (f.value.state == uint8_t(flow::FlowState::syn_seen) && !picked_up) ++bc.rst_on_syn;
                 close(snap, f.value, fwd, now_ms);
             } else if (p.tcp_flags & packet::kTcpFin) {
                 f.value.flags |= kFinFromServer;

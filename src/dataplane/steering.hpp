@@ -120,6 +120,8 @@ public:
 private:
     // FlowValue::flags bits: the FIN seen from each side (both: closing).
     static constexpr uint8_t kFinFromClient = 0x01, kFinFromServer = 0x02;
+    // The flow was picked up mid-stream (dnat, no SYN seen): no handshake to time.
+    static constexpr uint8_t kPickedUp = 0x04;
     // to_backend() for a packet without a live flow: ends the stale entry in
     // `stale_slot` (kNoPeer: none), then opens a flow or drops.
     ToBackend to_backend_miss(const Snapshot& snap, uint32_t vip_id, const packet::Parsed& p, const flow::KeyV4& key,

@@ -320,6 +320,49 @@ class StreamSurvivesTableChanges(unittest.TestCase):
             self.assertEqual(stats(t)["drop_tcp_no_flow"], 0)
 
 
+class DnatConnectionSurvivesARestart(unittest.TestCase):
+    """dnat: a keep-alive connection goes on across a ferryd restart. The new
+    ferryd has no entry for it: the client's next request picks it up (the
+    backend from the Maglev table, the one it had) and makes both entries, so
+    the backend's answer is turned back into the VIP's. Before, the request was
+    forwarded without an entry and the answer went to the host: lost."""
+
+    CLIENT = """
+import http.client, sys
+c = http.client.HTTPConnection(sys.argv[1], 80, timeout=15)
+for i in range(2):
+    c.request("GET", "/health")
+    r = c.getresponse()
+    r.read()
+    print("answer", r.status, flush=True)
+    if i == 0:
+        sys.stdin.readline()  # the test restarts ferryd meanwhile
+"""
+
+    def test_keepalive_connection_survives_a_restart(self):
+        require_root()
+        with Topology(3) as t:
+            vip = t.default_vips(mode="dnat", udp=False)[0]
+            cfg = t.write_config(workers=1, vips=[vip], mode="dnat", udp=False, worker_settings=E2E_WORKER_SETTINGS)
+            t.start_ferryd(cfg)
+            t.wait_backends_seen(timeout=30)
+            client = t.ns_exec(t.ns_client, [PYTHON, "-c", self.CLIENT, VIP], stdin=subprocess.PIPE,
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+            try:
+                self.assertEqual(client.stdout.readline().strip(), "answer 200")
+                self.assertEqual(t.stop_ferryd(), 0)
+                t.start_ferryd(cfg)
+                client.stdin.write("go\n")
+                client.stdin.flush()
+                out, err = client.communicate(timeout=30)
+            finally:
+                if client.poll() is None:
+                    client.kill()
+            self.assertEqual(out.strip(), "answer 200", err)
+            s = stats(t)
+            self.assertGreaterEqual(s["flows_picked_up"], 1, s)
+
+
 class ClosedConnectionsLeaveAtTheirTimeout(unittest.TestCase):
     """Connections that closed (FIN both ways) leave the flow table when
     tcp_closing (1 s here) has passed, not when the sweep next reaches them:

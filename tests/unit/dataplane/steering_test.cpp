@@ -297,14 +297,51 @@ TEST(Steering, NonSynWithoutFlow) {
     EXPECT_EQ(a.drop, Drop::tcp_no_flow);
     EXPECT_EQ(nat.flows.size(), 0u);
 
-    // dnat: forwarded by the Maglev table, statelessly, the same way every time.
+    // dnat: the backend comes from the Maglev table (the same on every worker and
+    // instance), and the flow is picked up: entries both ways, so the backend's
+    // replies are turned back into the VIP's.
     Rig dnat(3, ForwardMode::dnat, SchedulerKind::round_robin, {});
     const ToBackend b = dnat.send(Rig::client_packet(0xc0a80001, 40000, packet::kTcpAck));
     ASSERT_TRUE(b.forward());
     EXPECT_EQ(b.nat_port, 0);
-    EXPECT_EQ(dnat.flows.size(), 0u);
-    EXPECT_EQ(dnat.counters.stateless, 1u);
+    EXPECT_EQ(dnat.flows.size(), 2u);
+    EXPECT_EQ(dnat.counters.flows_picked_up, 1u);
+    EXPECT_EQ(dnat.counters.stateless, 0u);
     EXPECT_EQ(dnat.send(Rig::client_packet(0xc0a80001, 40000, packet::kTcpAck)).backend_id, b.backend_id);
+    EXPECT_EQ(dnat.counters.flows_picked_up, 1u);  // the second packet followed the entry
+    const flow::FlowValue& v = dnat.flows.entry(b.slot).value;
+    EXPECT_EQ(v.state, uint8_t(flow::FlowState::syn_seen));  // the SYN timeout until the backend answers
+
+    const BackendEntry& be = dnat.snap.backends[b.backend_id];
+    packet::Parsed answer;
+    answer.proto = IPPROTO_TCP;
+    answer.src_ip = be.ip;
+    answer.src_port = be.port;
+    answer.dst_ip = ip(0xc0a80001);
+    answer.dst_port = htons(40000);
+    answer.tcp_flags = packet::kTcpAck;
+    const uint32_t rslot = dnat.flows.lookup(
+        flow::FlowKey::v4(answer.src_ip, answer.dst_ip, answer.src_port, answer.dst_port, answer.proto));
+    ASSERT_NE(rslot, flow::kNoPeer);
+    ToClient back;
+    ASSERT_TRUE(dnat.steer->to_client(dnat.snap, answer, rslot, 60, dnat.now, back));
+    EXPECT_EQ(back.vip_ip, ip(kVipIp));
+    EXPECT_EQ(back.vip_port, htons(kVipPort));
+    EXPECT_EQ(back.client_ip, ip(0xc0a80001));
+    EXPECT_FALSE(back.full_nat);
+    EXPECT_EQ(v.state, uint8_t(flow::FlowState::established));
+    EXPECT_EQ(dnat.backend_counters[b.backend_id].synack_seen, 0u);  // no handshake was timed
+    EXPECT_EQ(dnat.backend_counters[b.backend_id].connect_samples, 0u);
+
+    // A mid-stream RST or FIN is forwarded without picking anything up.
+    for (const uint8_t flags :
+         {uint8_t(packet::kTcpRst | packet::kTcpAck), uint8_t(packet::kTcpFin | packet::kTcpAck)}) {
+        const ToBackend e = dnat.send(Rig::client_packet(0xc0a80002, 40001, flags));
+        ASSERT_TRUE(e.forward());
+        EXPECT_EQ(e.slot, flow::kNoPeer);
+    }
+    EXPECT_EQ(dnat.counters.stateless, 2u);
+    EXPECT_EQ(dnat.flows.size(), 2u);
 }
 
 TEST(Steering, NoBackend) {
