@@ -540,11 +540,12 @@ unsigned ControlPlane::handle_messages(uint64_t now_ms) {
         handled += n;
         for (unsigned i = 0; i < n; ++i) {
             const dp::ControlMsg& m = msgs[i];
-            if (m.kind == dp::ControlMsg::learn) {
+            if (m.kind == dp::ControlMsg::learn || m.kind == dp::ControlMsg::refresh) {
                 const dp::PortInfo* p = port_for(m.ip);
                 if (!p || p->port_id != m.port) continue;  // not on-link there: never trust it
                 uint8_t old[6];
                 bool had = dp_.neighbours().lookup(m.ip, old);
+                if (m.kind == dp::ControlMsg::refresh && !had) continue;  // gratuitous: known neighbours only
                 if (!dp_.neighbours().update(m.ip, m.mac)) continue;
                 auto& st = neighbours_[m.ip];
                 st.port = m.port;

@@ -48,6 +48,9 @@ std::string ControlPlane::render_metrics() const {
         w.counter("ferry_arp_replies", "ARP requests answered for Ferry addresses and VIPs.",
                   dp::read_relaxed(c.arp_replies), l);
         w.counter("ferry_icmp_echo_replies", "Pings answered.", dp::read_relaxed(c.icmp_echo_replies), l);
+        w.counter("ferry_icmp_errors_forwarded",
+                  "ICMP errors (fragmentation needed, unreachable) about a flow passed on to its backend.",
+                  dp::read_relaxed(c.icmp_errors_forwarded), l);
         w.counter("ferry_neighbour_requests", "Next hops the worker asked the control thread to resolve (ARP).",
                   dp::read_relaxed(c.neighbour_requests), l);
         w.gauge("ferry_flow_entries", "Occupied flow-table entries (a full-NAT flow uses two).",

@@ -40,7 +40,7 @@ inline Drop drop_of(packet::ParseResult r) { return Drop(uint8_t(r)); }
     X(rx_packets) X(rx_bytes) X(tx_packets) X(tx_bytes) X(forwarded) X(flows_created) X(flow_miss_syn) \
     X(flow_miss_non_syn) X(flow_miss_udp) X(flows_picked_up) X(flows_expired) X(flows_closed)          \
     X(stateless) X(handoff_out) X(handoff_in) X(to_exception) X(from_exception) X(arp_replies)         \
-    X(icmp_echo_replies)                                                                               \
+    X(icmp_echo_replies) X(icmp_errors_forwarded)                                                      \
     X(neighbour_requests) X(flow_entries) X(flows_closing) X(closing_overflow) X(busy_polls)            \
     X(cycles_rx) X(cycles_process) X(cycles_tx) X(cycles_other)
 // clang-format on
@@ -66,6 +66,7 @@ struct alignas(64) WorkerCounters {
     uint64_t from_exception = 0;   // kernel traffic sent out of a port
     uint64_t arp_replies = 0;      // ARP requests we answered
     uint64_t icmp_echo_replies = 0;
+    uint64_t icmp_errors_forwarded = 0;  // ICMP errors about a flow passed on to its backend
     uint64_t neighbour_requests = 0;
     uint64_t flow_entries = 0;     // gauge: occupied flow-table slots
     uint64_t flows_closing = 0;    // gauge: closed flows queued to leave at their closing timeout

@@ -48,10 +48,12 @@ struct PortInfo {
 
 // A message from a worker to the control thread (16 bytes, rte_ring element).
 struct ControlMsg {
-    enum Kind : uint8_t { learn = 1, resolve = 2 };
+    // learn: a neighbour answered or asked us; refresh: a gratuitous ARP, which
+    // only updates a neighbour already known (never adds one, as Linux by default).
+    enum Kind : uint8_t { learn = 1, resolve = 2, refresh = 3 };
     uint32_t ip = 0;      // network order
     uint16_t port = 0;    // DPDK port id it was seen on / must be resolved on
-    uint8_t mac[6] = {};  // learn only
+    uint8_t mac[6] = {};  // learn and refresh
     uint8_t kind = 0;
     uint8_t pad[3] = {};
 };

@@ -315,6 +315,25 @@ bool Steering::to_client(const Snapshot& snap, const packet::Parsed& p, uint32_t
     return true;
 }
 
+bool Steering::icmp_to_backend(const Snapshot& snap, const packet::IcmpQuote& q, IcmpToBackend& out) const {
+    // The quoted packet went VIP -> client: the flow's forward key is client -> VIP.
+    const flow::KeyV4 key = flow::KeyV4::of(q.dst_ip, q.src_ip, q.dst_port, q.src_port, q.proto);
+    const flow::FlowTable& t = *x_.flows;
+    const uint32_t slot = t.lookup(key, flow::FlowTable::hash(key), flow::kNoPeer);
+    if (slot == flow::kNoPeer) return false;
+    const flow::FlowValue& v = t.entry(slot).value;
+    if (v.is_reply || v.backend_id >= snap.backends.size()) return false;
+    out.backend_id = v.backend_id;
+    if (v.nat_port != 0) {
+        out.peer_ip = local_ip_of_[v.nat_addr];
+        out.peer_port = v.nat_port;
+    } else {
+        out.peer_ip = q.dst_ip;
+        out.peer_port = q.dst_port;
+    }
+    return true;
+}
+
 uint32_t Steering::sweep(const Snapshot& snap, uint32_t slice, uint32_t now_ms) {
     flow::FlowTable& t = *x_.flows;
     const bool hurry = sweep_finds_ && t.size() > t.capacity() / 4 * 3;

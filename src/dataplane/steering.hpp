@@ -51,6 +51,15 @@ struct ToClient {
     bool full_nat = false;  // restore the client as destination too
 };
 
+// Where an ICMP error about a packet Ferry sent from a VIP to a client goes:
+// the flow's backend, and the peer the backend itself sent that packet to
+// (the client in dnat, Ferry's NAT address and port in full NAT).
+struct IcmpToBackend {
+    uint32_t backend_id = kNone;
+    uint32_t peer_ip = 0;  // network order
+    uint16_t peer_port = 0;
+};
+
 // What one Steering works on: its worker's table, ports and counters, and
 // read-only views of the other workers' backend counters (least_conn).
 struct SteeringParts {
@@ -84,6 +93,10 @@ public:
     // is in to_backend_miss().
     ToBackend to_backend(const Snapshot& snap, uint32_t vip_id, const packet::Parsed& p, const flow::KeyV4& key,
                          uint32_t hash, uint32_t pkt_len, uint32_t now_ms, uint32_t hint = flow::kNoPeer);
+
+    // An ICMP error quoting a packet from a VIP to a client: its flow in this
+    // worker's table, if any. Changes nothing (an error keeps no flow alive).
+    bool icmp_to_backend(const Snapshot& snap, const packet::IcmpQuote& q, IcmpToBackend& out) const;
 
     // A packet whose 5-tuple matched `slot`: if it is a reply entry, follows
     // TCP state, counts and says whom to send it to; false otherwise.

@@ -93,6 +93,9 @@ private:
     void forward_vip(rte_mbuf* m, const packet::Parsed& p, const flow::KeyV4& key, uint32_t hash, uint32_t hint,
                      uint32_t vip_id, bool handed_off);
     bool reply_flow(rte_mbuf* m, const packet::Parsed& p, uint32_t slot);
+    // An ICMP error to a VIP about a packet sent to a client (a router's "fragmentation needed"):
+    // passed on to the flow's backend, so its path MTU discovery works. False: not one, no flow.
+    bool forward_icmp_error(rte_mbuf* m, const packet::Parsed& p, bool handed_off);
     void to_exception(rte_mbuf* m, const PortInfo& port);
     // A VIP packet's path is inline in process_burst (forward_vip, send_to_backend, transmit, and
     // Steering::to_backend's hit path); what is rare is not (hold_for_neighbour, ...).
@@ -254,6 +257,9 @@ void Worker::handle_arp(rte_mbuf* m, const PortInfo& port, const packet::Parsed&
         rte_pktmbuf_free(m);
         return;
     }
+    // A gratuitous ARP (an address announced by its owner, e.g. moved to another MAC by a failover).
+    if (arp.sender_ip != 0 && arp.sender_ip == arp.target_ip)
+        control_msg(ControlMsg::refresh, port.port_id, arp.sender_ip, arp.sender_mac);
     to_exception(m, port);  // the host's own ARP (its address lives on the kernel interface)
 }
 
@@ -315,6 +321,31 @@ bool Worker::reply_flow(rte_mbuf* m, const packet::Parsed& p, uint32_t slot) {
     return true;
 }
 
+__rte_noinline bool Worker::forward_icmp_error(rte_mbuf* m, const packet::Parsed& p, bool handed_off) {
+    auto* data = rte_pktmbuf_mtod(m, uint8_t*);
+    packet::IcmpQuote q;
+    if (!packet::parse_icmp_error(data, rte_pktmbuf_data_len(m), p, q)) return false;
+    const uint32_t vip = snap_->find_vip(q.src_ip, q.src_port, q.proto);
+    if (vip == kNone) return false;
+    // A dnat flow lives with the worker that owns its client. A full-NAT one with the worker its
+    // packets arrive at, which this one is not always (then the error is not found: counted).
+    if (snap_->vips[vip].mode == ForwardMode::dnat && n_workers_ > 1 && !handed_off) {
+        const uint32_t owner = owner_of_client(q.dst_ip, q.dst_port);
+        if (owner != w_.index) {
+            handoff(m, owner);
+            return true;
+        }
+    }
+    IcmpToBackend to;
+    if (!steer_.icmp_to_backend(*snap_, q, to)) return false;
+    const BackendEntry& be = snap_->backends[to.backend_id];
+    packet::rewrite_icmp_error(data, p, q, be.ip, be.ip, be.port, to.peer_ip, to.peer_port);
+    ++c_.icmp_errors_forwarded;
+    ++c_.forwarded;
+    send_to_backend(m, be);
+    return true;
+}
+
 void Worker::process(rte_mbuf* m, const PortInfo& port, bool handed_off, const Preparsed* pre) {
     auto* data = rte_pktmbuf_mtod(m, uint8_t*);
     packet::Parsed parsed_here;  // a handed-off packet is parsed again here; a received one was in process_burst
@@ -356,6 +387,7 @@ void Worker::process(rte_mbuf* m, const PortInfo& port, bool handed_off, const P
                 rte_eth_tx_buffer(port.port_id, uint16_t(w_.index), w_.tx[port.port_id], m);
                 return;
             }
+            if (snap_->is_vip_address(p.dst_ip) && forward_icmp_error(m, p, handed_off)) return;
             return drop(m, Drop::icmp_unhandled);
         }
         return to_exception(m, port);

@@ -64,6 +64,10 @@ uint16_t ipv4_header_checksum(const uint8_t* ip_header, size_t ihl_bytes) {
     return static_cast<uint16_t>(~fold(raw_sum_skipping(ip_header, ihl_bytes, kIpv4CsumOffset)));
 }
 
+uint16_t icmp_checksum(const uint8_t* icmp, size_t len) {
+    return static_cast<uint16_t>(~fold(raw_sum_skipping(icmp, len, 2)));
+}
+
 uint16_t l4_checksum_ipv4(uint32_t src_ip, uint32_t dst_ip, uint8_t proto, const uint8_t* l4, size_t l4_len) {
     // Pseudo-header: source, destination, zero/protocol, L4 length (RFC 793/768).
     uint64_t sum =

@@ -84,6 +84,8 @@ uint16_t ipv4_header_checksum(const uint8_t* ip_header, size_t ihl_bytes);
 // TCP/UDP checksum over pseudo-header + segment; l4_len bytes from l4 (addresses
 // network order). For UDP a computed 0 is returned as 0xffff (RFC 768: 0 = none).
 uint16_t l4_checksum_ipv4(uint32_t src_ip, uint32_t dst_ip, uint8_t proto, const uint8_t* l4, size_t l4_len);
+// ICMP checksum over the whole message (len bytes from its type byte).
+uint16_t icmp_checksum(const uint8_t* icmp, size_t len);
 
 // --- Rewrites ---------------------------------------------------------------
 // Each rewrite changes the IPv4 address and L4 port in place and fixes the IPv4
@@ -125,6 +127,30 @@ size_t build_arp_request(uint8_t* buf, const uint8_t src_mac[6], uint32_t src_ip
 // datagram), both checksums fixed incrementally. False if not an echo request
 // (or `p` does not fit in len).
 bool make_icmp_echo_reply(uint8_t* data, size_t len, const Parsed& p, const uint8_t my_mac[6]);
+
+// --- ICMP errors ---------------------------------------------------------------
+
+// The datagram an ICMP error (destination unreachable, time exceeded) quotes:
+// a TCP or UDP packet's addresses and ports (network order) and where its
+// headers sit in the frame, so the error can be matched to a flow and passed on
+// (path MTU discovery needs "fragmentation needed" to reach the sender).
+struct IcmpQuote {
+    uint16_t ip_offset = 0;  // the quoted IPv4 header
+    uint16_t l4_offset = 0;  // its first 8 L4 bytes (ports; UDP's checksum too)
+    uint8_t proto = 0;
+    uint32_t src_ip = 0, dst_ip = 0;
+    uint16_t src_port = 0, dst_port = 0;
+};
+// False unless `p` is an ICMP error quoting a whole IPv4 header and 8 bytes of
+// TCP or UDP inside the datagram (`p` from a successful parse of data[len)).
+bool parse_icmp_error(const uint8_t* data, size_t len, const Parsed& p, IcmpQuote& q);
+// Makes the error one about the same flow's packet on another leg: the outer
+// destination becomes `to_ip`, the quoted source `qsrc_ip:qsrc_port`, the
+// quoted destination `qdst_ip:qdst_port`. Fixes the outer and quoted IPv4
+// header checksums, the quoted UDP checksum (incrementally; zero stays zero)
+// and the ICMP checksum. The quoted TCP checksum lies past the 8 quoted bytes.
+void rewrite_icmp_error(uint8_t* data, const Parsed& p, const IcmpQuote& q, uint32_t to_ip, uint32_t qsrc_ip,
+                        uint16_t qsrc_port, uint32_t qdst_ip, uint16_t qdst_port);
 
 }  // namespace ferry::packet
 

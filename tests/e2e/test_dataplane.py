@@ -143,6 +143,72 @@ class NatOneWorker(BalancedTraffic, unittest.TestCase):
         self.assertGreater(s["arp_replies"], 0)
         self.assertGreaterEqual(s["icmp_echo_replies"], 5)
 
+    def test_gratuitous_arp_moves_a_known_neighbour_and_adds_none(self):
+        """A failover that moves an address to another MAC announces it by gratuitous ARP:
+        Ferry follows it at once for a neighbour it knows, and learns no new one from it."""
+        t = self.topo
+        b = t.backends[0]
+        real, fake, stranger = mac_of(t, b.ns, IF_BACKEND), "02:00:5e:10:20:30", "10.77.2.99"
+
+        def announce(ip, mac):
+            scapy_in(t, b.ns, f'sendp(Ether(src="{mac}", dst="ff:ff:ff:ff:ff:ff")/ARP(op=1, hwsrc="{mac}", '
+                              f'psrc="{ip}", hwdst="00:00:00:00:00:00", pdst="{ip}"), iface="{IF_BACKEND}")')
+
+        def wait_log(text, timeout=5.0):
+            deadline = time.monotonic() + timeout
+            while text not in t.ferryd_log():
+                self.assertLess(time.monotonic(), deadline, f"ferryd did not log {text!r}")
+                time.sleep(0.1)
+
+        r = t.load(n=30, concurrency=3, new_conn=True)  # every backend's MAC is known now
+        self.assertEqual(r["failed"], 0, r.get("errors"))
+        try:
+            announce(b.address, fake)
+            wait_log(f"neighbour {b.address} is {fake} on port")
+            announce(stranger, fake)
+        finally:
+            announce(b.address, real)
+        wait_log(f"neighbour {b.address} is {real} on port")
+        self.assertNotIn(f"neighbour {stranger} ", t.ferryd_log())
+        r = t.load(n=60, concurrency=6, new_conn=True)
+        self.assertEqual(r["failed"], 0, r.get("errors"))
+        self.assertIn(b.id, r["servers"], r)
+
+    def test_fragmentation_needed_reaches_the_backend(self):
+        """A router on the client's path sends "fragmentation needed" to the VIP about a
+        datagram the VIP sent: Ferry passes it on to the flow's backend, rewritten into one
+        about the backend's own datagram (to Ferry's NAT address here), and the backend's
+        kernel takes the path MTU from it."""
+        t = self.topo
+        ferry_mac = mac_of(t, t.ns_lb, IF_LB_CLIENT)
+        for b in t.backends:
+            t.run_in(b.ns, ["ip", "route", "flush", "cache"])
+        before = stats(t)
+        script = f"""
+import socket
+s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+s.bind(("{CLIENT_ADDR}", 40100))
+s.settimeout(5)
+s.sendto(b"x" * 16, ("{VIP}", 5353))
+s.recvfrom(2048)  # the flow is open
+quoted = IP(src="{VIP}", dst="{CLIENT_ADDR}")/UDP(sport=5353, dport=40100)/Raw(b"y" * 1400)
+err = Ether(dst="{ferry_mac}")/IP(src="{CLIENT_ADDR}", dst="{VIP}")/ICMP(type=3, code=4, nexthopmtu=1300)
+sendp(err/Raw(bytes(quoted)[:548]), iface="{IF_CLIENT}")
+"""
+        scapy_in(t, t.ns_client, script)
+        deadline = time.monotonic() + 5
+        while True:
+            learnt = [b.id for b in t.backends
+                      if "mtu 1300" in t.run_in(b.ns, ["ip", "route", "get", LB_BACKEND_ADDR]).stdout]
+            if learnt or time.monotonic() > deadline:
+                break
+            time.sleep(0.1)
+        after = stats(t)
+        for b in t.backends:
+            t.run_in(b.ns, ["ip", "route", "flush", "cache"])
+        self.assertEqual(after["icmp_errors_forwarded"] - before["icmp_errors_forwarded"], 1, (before, after))
+        self.assertEqual(len(learnt), 1, "no backend took the path MTU from the forwarded error")
+
     def test_exception_path_carries_host_tcp_to_a_backend(self):
         t = self.topo
         # The host's own address lives on the kernel interface ferryd made.

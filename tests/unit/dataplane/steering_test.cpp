@@ -344,6 +344,39 @@ TEST(Steering, NonSynWithoutFlow) {
     EXPECT_EQ(dnat.flows.size(), 2u);
 }
 
+// An ICMP error quoting a packet Ferry sent from the VIP to a client leads to
+// the flow's backend, with the peer the backend itself sent that packet to.
+TEST(Steering, IcmpErrorsFindTheirFlow) {
+    for (const ForwardMode mode : {ForwardMode::nat, ForwardMode::dnat}) {
+        Rig r(3, mode, SchedulerKind::maglev, port_range(5000, 100));
+        const ToBackend to = r.syn(0xc0a80001, 40000);
+        ASSERT_TRUE(to.forward());
+        packet::IcmpQuote q;
+        q.proto = IPPROTO_TCP;
+        q.src_ip = ip(kVipIp);
+        q.src_port = htons(kVipPort);
+        q.dst_ip = ip(0xc0a80001);
+        q.dst_port = htons(40000);
+        const size_t entries = r.flows.size();
+        IcmpToBackend out;
+        ASSERT_TRUE(r.steer->icmp_to_backend(r.snap, q, out));
+        EXPECT_EQ(out.backend_id, to.backend_id);
+        if (mode == ForwardMode::nat) {
+            EXPECT_EQ(out.peer_ip, to.nat_ip);
+            EXPECT_EQ(out.peer_port, to.nat_port);
+        } else {
+            EXPECT_EQ(out.peer_ip, q.dst_ip);
+            EXPECT_EQ(out.peer_port, q.dst_port);
+        }
+        EXPECT_EQ(r.flows.size(), entries);
+        q.dst_port = htons(40001);  // no such flow
+        EXPECT_FALSE(r.steer->icmp_to_backend(r.snap, q, out));
+        q.dst_port = htons(40000);
+        q.proto = IPPROTO_UDP;
+        EXPECT_FALSE(r.steer->icmp_to_backend(r.snap, q, out));
+    }
+}
+
 TEST(Steering, NoBackend) {
     Rig r(0, ForwardMode::nat, SchedulerKind::maglev, port_range(5000, 100));
     EXPECT_EQ(r.syn(0xc0a80001, 40000).drop, Drop::no_backend);
