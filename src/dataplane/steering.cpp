@@ -327,6 +327,7 @@ bool Steering::icmp_to_backend(const Snapshot& snap, const packet::IcmpQuote& q,
     if (v.nat_port != 0) {
         out.peer_ip = local_ip_of_[v.nat_addr];
         out.peer_port = v.nat_port;
+        out.full_nat = true;
     } else {
         out.peer_ip = q.dst_ip;
         out.peer_port = q.dst_port;

@@ -58,6 +58,7 @@ struct IcmpToBackend {
     uint32_t backend_id = kNone;
     uint32_t peer_ip = 0;  // network order
     uint16_t peer_port = 0;
+    bool full_nat = false;  // the peer is Ferry's NAT source, not the client
 };
 
 // What one Steering works on: its worker's table, ports and counters, and

@@ -339,7 +339,9 @@ __rte_noinline bool Worker::forward_icmp_error(rte_mbuf* m, const packet::Parsed
     IcmpToBackend to;
     if (!steer_.icmp_to_backend(*snap_, q, to)) return false;
     const BackendEntry& be = snap_->backends[to.backend_id];
-    packet::rewrite_icmp_error(data, p, q, be.ip, be.ip, be.port, to.peer_ip, to.peer_port);
+    // Full NAT: from Ferry's NAT address, the one source such a backend knows a route back to.
+    const uint32_t from = to.full_nat ? to.peer_ip : 0;
+    packet::rewrite_icmp_error(data, p, q, from, be.ip, be.ip, be.port, to.peer_ip, to.peer_port);
     ++c_.icmp_errors_forwarded;
     ++c_.forwarded;
     send_to_backend(m, be);

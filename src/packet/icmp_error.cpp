@@ -59,13 +59,16 @@ bool parse_icmp_error(const uint8_t* data, size_t len, const Parsed& p, IcmpQuot
     return true;
 }
 
-void rewrite_icmp_error(uint8_t* data, const Parsed& p, const IcmpQuote& q, uint32_t to_ip, uint32_t qsrc_ip,
-                        uint16_t qsrc_port, uint32_t qdst_ip, uint16_t qdst_port) {
+void rewrite_icmp_error(uint8_t* data, const Parsed& p, const IcmpQuote& q, uint32_t from_ip, uint32_t to_ip,
+                        uint32_t qsrc_ip, uint16_t qsrc_port, uint32_t qdst_ip, uint16_t qdst_port) {
     uint8_t* ip = data + p.l3_offset;
-    const uint32_t old_to = load_raw32(ip + 16);
+    uint64_t outer = detail::delta32(load_raw32(ip + 16), to_ip);
     store_raw32(ip + 16, to_ip);
-    store_raw16(ip + kIpCsumOffset,
-                detail::apply_delta(load_raw16(ip + kIpCsumOffset), detail::delta32(old_to, to_ip)));
+    if (from_ip != 0) {
+        outer += detail::delta32(load_raw32(ip + 12), from_ip);
+        store_raw32(ip + 12, from_ip);
+    }
+    store_raw16(ip + kIpCsumOffset, detail::apply_delta(load_raw16(ip + kIpCsumOffset), outer));
 
     uint8_t* qip = data + q.ip_offset;
     uint8_t* l4 = data + q.l4_offset;

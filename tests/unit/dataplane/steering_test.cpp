@@ -361,6 +361,7 @@ TEST(Steering, IcmpErrorsFindTheirFlow) {
         IcmpToBackend out;
         ASSERT_TRUE(r.steer->icmp_to_backend(r.snap, q, out));
         EXPECT_EQ(out.backend_id, to.backend_id);
+        EXPECT_EQ(out.full_nat, mode == ForwardMode::nat);
         if (mode == ForwardMode::nat) {
             EXPECT_EQ(out.peer_ip, to.nat_ip);
             EXPECT_EQ(out.peer_port, to.nat_port);

@@ -77,11 +77,15 @@ TEST(IcmpError, QuotedDatagramFoundAndRewrittenForTheBackend) {
             // The backend sent that datagram to its peer: the client (dnat) or Ferry's NAT source.
             const uint32_t peer = full_nat ? kNatIp : kClient;
             const uint16_t peer_port = full_nat ? kNatPort : kClientPort;
-            rewrite_icmp_error(f.data(), p, q, htonl(kBackend), htonl(kBackend), htons(kBackendPort), htonl(peer),
-                               htons(peer_port));
+            // Full NAT: from Ferry's NAT address too (a source the backend has a route back to).
+            rewrite_icmp_error(f.data(), p, q, full_nat ? htonl(kNatIp) : 0, htonl(kBackend), htonl(kBackend),
+                               htons(kBackendPort), htonl(peer), htons(peer_port));
             const uint8_t* ip = f.data() + 14;
             EXPECT_EQ(get16(ip + 16), kBackend >> 16);
             EXPECT_EQ(get16(ip + 18), kBackend & 0xffff);
+            const uint32_t from = full_nat ? kNatIp : kRouter;
+            EXPECT_EQ(get16(ip + 12), from >> 16);
+            EXPECT_EQ(get16(ip + 14), from & 0xffff);
             EXPECT_TRUE(ref_ipv4_ok(ip));
             EXPECT_TRUE(ref_l4_ok(ip));  // the ICMP checksum
 
@@ -110,7 +114,7 @@ TEST(IcmpError, UdpWithoutChecksumKeepsNone) {
     ASSERT_EQ(parse(f.data(), f.size(), p), ParseResult::ok);
     IcmpQuote q;
     ASSERT_TRUE(parse_icmp_error(f.data(), f.size(), p, q));
-    rewrite_icmp_error(f.data(), p, q, htonl(kBackend), htonl(kBackend), htons(kBackendPort), htonl(kClient),
+    rewrite_icmp_error(f.data(), p, q, 0, htonl(kBackend), htonl(kBackend), htons(kBackendPort), htonl(kClient),
                        htons(kClientPort));
     EXPECT_EQ(get16(f.data() + 34 + 8 + 20 + 6), 0);
     EXPECT_TRUE(ref_l4_ok(f.data() + 14));
