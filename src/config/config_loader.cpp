@@ -192,6 +192,36 @@ private:
     std::string include_dir_;
 };
 
+// libconfig opens @include files itself, with a blocking fopen: one that names a FIFO or a device
+// would stall ferryd's control thread as the main file would. Every @include, followed into the
+// files it names (libconfig's own depth limit is 10), must name a regular file; a missing one is
+// left to libconfig to report.
+void check_includes(const std::string& text, const std::string& file, const SourceNames& names, int depth,
+                    std::vector<ConfigError>& errors) {
+    if (depth > 10) return;
+    size_t start = 0;
+    for (int line = 1; start <= text.size(); ++line) {
+        size_t end = text.find('\n', start);
+        if (end == std::string::npos) end = text.size();
+        std::string_view l(text.data() + start, end - start);
+        start = end + 1;
+        const size_t at = l.find_first_not_of(" \t");
+        if (at == std::string_view::npos || l.substr(at, 8) != "@include") continue;
+        const size_t open = l.find('"', at + 8);
+        const size_t close = open == std::string_view::npos ? open : l.find('"', open + 1);
+        if (close == std::string_view::npos) continue;  // libconfig reports the syntax
+        const std::string target = names.path(std::string(l.substr(open + 1, close - open - 1)).c_str());
+        struct stat st {};
+        if (::stat(target.c_str(), &st) != 0) continue;
+        if (!S_ISREG(st.st_mode)) {
+            errors.push_back({file, line, "@include \"" + target + "\": not a regular file"});
+            continue;
+        }
+        std::string why;
+        if (auto inner = read_whole_file(target, why)) check_includes(*inner, target, names, depth + 1, errors);
+    }
+}
+
 // Plain integer literals libconfig wrapped, per source file; included files are scanned on demand.
 class WideLiterals {
 public:
@@ -1067,6 +1097,8 @@ ConfigLoadResult load(const std::string& text, const std::string& label, const s
             return result;
         }
         const SourceNames names(label, include_dir);
+        check_includes(text, label, names, 1, result.errors);
+        if (!result.errors.empty()) return result;
         libconfig::Config parsed;
         if (!include_dir.empty()) parsed.setIncludeDir(include_dir.c_str());
         try {

@@ -273,10 +273,9 @@ json ControlPlane::handle(const json& req) {
             uint32_t slot = w->flows->lookup(key);
             if (slot == flow::kNoPeer) continue;
             const flow::FlowEntry& e = w->flows->entry(slot);
-            // Read while the worker may change it: an id is checked before it is looked up.
-            out["backend"] = e.value.backend_id < ids_.backend_count()
-                                 ? json(ids_.backend(e.value.backend_id).to_string())
-                                 : json(nullptr);
+            // Read while the worker may change it: the id is read once and checked before it is used.
+            const uint32_t bid = e.value.backend_id;
+            out["backend"] = bid < ids_.backend_count() ? json(ids_.backend(bid).to_string()) : json(nullptr);
             out["reason"] = "existing flow on worker " + std::to_string(w->index) + " (" +
                             state_name(e.value.state) + "): a connection stays on its backend";
             out["worker"] = w->index;

@@ -156,7 +156,7 @@ bool Steering::pick_nat_source(const Snapshot& snap, uint32_t backend_id, const 
 }
 
 ToBackend Steering::open_flow(const Snapshot& snap, uint32_t vip_id, const VipEntry& vip, const packet::Parsed& p,
-                              const flow::KeyV4& key, uint32_t hash, uint32_t now_ms) {
+                              const flow::KeyV4& key, uint32_t hash, uint32_t now_ms, uint32_t prior) {
     WorkerCounters& c = *x_.counters;
     VipCounters& vc = x_.vip_counters[vip_id];
     const bool tcp = p.proto == IPPROTO_TCP;
@@ -171,14 +171,15 @@ ToBackend Steering::open_flow(const Snapshot& snap, uint32_t vip_id, const VipEn
     } else {
         ++(tcp ? c.flow_miss_syn : c.flow_miss_udp);
     }
-    // A TCP packet without SYN (dnat) has no entry to follow: the Maglev
-    // table is the one choice that is the same on every worker and instance.
-    // The flow is picked up: its entries are made as for a SYN, so it stays on
-    // this backend and its replies find their way back to the client. It
-    // starts with the SYN timeout and becomes established when the backend
-    // answers (to_client), so stray ACKs do not hold entries for long.
+    // A TCP packet without SYN (dnat) has no entry to follow: it goes to the
+    // backend an expired entry of its tuple named, else by the Maglev table,
+    // the one choice that is the same on every worker and instance. The flow
+    // is picked up: its entries are made as for a SYN, so it stays on this
+    // backend and its replies find their way back to the client. It starts
+    // with the SYN timeout and becomes established when the backend answers
+    // (to_client), so stray ACKs do not hold entries for long.
     const bool pickup = tcp && !syn;
-    out.backend_id = pickup ? pick_by_table(vip, p) : pick_backend(snap, vip_id, vip, p);
+    out.backend_id = !pickup ? pick_backend(snap, vip_id, vip, p) : prior != kNone ? prior : pick_by_table(vip, p);
     if (out.backend_id == kNone || out.backend_id >= snap.backends.size()) {
         ++vc.no_backend;
         out.drop = Drop::no_backend;
@@ -258,11 +259,18 @@ ToBackend Steering::open_flow(const Snapshot& snap, uint32_t vip_id, const VipEn
 ToBackend Steering::to_backend_miss(const Snapshot& snap, uint32_t vip_id, const packet::Parsed& p,
                                     const flow::KeyV4& key, uint32_t hash, uint32_t pkt_len, uint32_t now_ms,
                                     uint32_t stale_slot) {
+    // The backend an idle-expired entry of this tuple still names: a connection picked up again
+    // goes back there (not where the table points now, nor another scheduler's choice).
+    uint32_t prior = kNone;
     if (stale_slot != flow::kNoPeer) {
+        const flow::FlowValue& v = x_.flows->entry(stale_slot).value;
+        if (!v.is_reply && v.state != uint8_t(flow::FlowState::closing) && v.backend_id < snap.backends.size() &&
+            !snap.backends[v.backend_id].drop_flows)
+            prior = v.backend_id;
         end_flow(stale_slot);
         ++x_.counters->flows_closed;
     }
-    ToBackend out = open_flow(snap, vip_id, snap.vips[vip_id], p, key, hash, now_ms);
+    ToBackend out = open_flow(snap, vip_id, snap.vips[vip_id], p, key, hash, now_ms, prior);
     if (out.forward()) count_to_backend(out.backend_id, p, pkt_len);
     return out;
 }

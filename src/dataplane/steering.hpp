@@ -148,8 +148,9 @@ private:
     }
     uint32_t pick_backend(const Snapshot& snap, uint32_t vip_id, const VipEntry& vip, const packet::Parsed& p);
     static uint32_t pick_by_table(const VipEntry& vip, const packet::Parsed& p);
+    // `prior`: for a flow picked up mid-stream, the backend an expired entry of its tuple named (kNone: none).
     ToBackend open_flow(const Snapshot& snap, uint32_t vip_id, const VipEntry& vip, const packet::Parsed& p,
-                        const flow::KeyV4& key, uint32_t hash, uint32_t now_ms);
+                        const flow::KeyV4& key, uint32_t hash, uint32_t now_ms, uint32_t prior);
     bool pick_nat_port(const Snapshot& snap, uint32_t backend_id, const BackendEntry& be, uint8_t nat_addr,
                        uint8_t proto, uint32_t now_ms, uint16_t& port_net);
     // A full-NAT source (local address index, port) for a new flow to `be` leaving through the
@@ -210,10 +211,10 @@ __attribute__((always_inline)) inline ToBackend Steering::to_backend(const Snaps
     const uint32_t slot = t.lookup(key, hash, hint);
     if (slot == flow::kNoPeer) return to_backend_miss(snap, vip_id, p, key, hash, pkt_len, now_ms, flow::kNoPeer);
     flow::FlowValue& v = t.entry(slot).value;
-    // Stale: idle past its timeout, a SYN reusing a closed flow's tuple, or
-    // its backend is down with its flows cut.
+    // Stale: idle past its timeout, a SYN reusing a closed or picked-up
+    // flow's tuple (a new connection), or its backend is down with its flows cut.
     if (flow::FlowTable::expired(v, now_ms, vip.timeouts) ||
-        (v.state == uint8_t(flow::FlowState::closing) && packet::opens_connection(p)) ||
+        (packet::opens_connection(p) && (v.state == uint8_t(flow::FlowState::closing) || (v.flags & kPickedUp) != 0)) ||
         (v.backend_id < snap.backends.size() && snap.backends[v.backend_id].drop_flows))
         return to_backend_miss(snap, vip_id, p, key, hash, pkt_len, now_ms, slot);
 

@@ -24,6 +24,7 @@ constexpr uint8_t kIcmpTimeExceeded = 11;
 constexpr size_t kIpCsumOffset = 10;
 constexpr size_t kIcmpCsumOffset = 2;
 constexpr size_t kUdpCsumOffset = 6;
+constexpr size_t kTcpCsumOffset = 16;
 
 }  // namespace
 
@@ -72,13 +73,18 @@ void rewrite_icmp_error(uint8_t* data, const Parsed& p, const IcmpQuote& q, uint
 
     uint8_t* qip = data + q.ip_offset;
     uint8_t* l4 = data + q.l4_offset;
-    if (q.proto == IPPROTO_UDP && load_raw16(l4 + kUdpCsumOffset) != 0) {
-        // The quoted UDP checksum covers the pseudo-header's addresses and the ports.
+    // The quoted L4 checksum covers the pseudo-header's addresses and the ports: UDP's lies in
+    // the 8 bytes every error quotes, TCP's when the router quoted 18 or more (most quote more).
+    const size_t end = static_cast<size_t>(p.l3_offset) + p.l3_len;
+    const size_t csum_at = q.proto == IPPROTO_UDP ? kUdpCsumOffset : kTcpCsumOffset;
+    const bool udp_none = q.proto == IPPROTO_UDP && load_raw16(l4 + kUdpCsumOffset) == 0;
+    if (q.l4_offset + csum_at + 2 <= end && !udp_none) {
         const uint64_t delta = detail::delta32(load_raw32(qip + 12), qsrc_ip) +
                                detail::delta32(load_raw32(qip + 16), qdst_ip) +
                                detail::delta32(load_raw32(l4), uint32_t(qsrc_port) | uint32_t(qdst_port) << 16);
-        uint16_t c = detail::apply_delta(load_raw16(l4 + kUdpCsumOffset), delta);
-        store_raw16(l4 + kUdpCsumOffset, c == 0 ? 0xffff : c);
+        uint16_t c = detail::apply_delta(load_raw16(l4 + csum_at), delta);
+        if (q.proto == IPPROTO_UDP && c == 0) c = 0xffff;
+        store_raw16(l4 + csum_at, c);
     }
     store_raw32(qip + 12, qsrc_ip);
     store_raw32(qip + 16, qdst_ip);

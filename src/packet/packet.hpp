@@ -147,9 +147,9 @@ bool parse_icmp_error(const uint8_t* data, size_t len, const Parsed& p, IcmpQuot
 // Makes the error one about the same flow's packet on another leg: the outer
 // destination becomes `to_ip` (and the outer source `from_ip`, unless 0), the
 // quoted source `qsrc_ip:qsrc_port`, the quoted destination `qdst_ip:qdst_port`.
-// Fixes the outer and quoted IPv4 header checksums, the quoted UDP checksum
-// (incrementally; zero stays zero) and the ICMP checksum. The quoted TCP
-// checksum lies past the 8 quoted bytes.
+// Fixes the outer and quoted IPv4 header checksums, the quoted TCP or UDP
+// checksum when quoted (incrementally; a UDP zero stays zero) and the ICMP
+// checksum.
 void rewrite_icmp_error(uint8_t* data, const Parsed& p, const IcmpQuote& q, uint32_t from_ip, uint32_t to_ip,
                         uint32_t qsrc_ip, uint16_t qsrc_port, uint32_t qdst_ip, uint16_t qdst_port);
 

@@ -292,6 +292,24 @@ TEST(ConfigFile, FifoAndDeviceAreRefusedWithoutReading) {
     EXPECT_EQ(z.errors[0].to_string(), "/dev/zero: not a regular file");
 }
 
+// libconfig opens @include files itself (a blocking fopen): every include, also one an
+// included file makes, must name a regular file, or the file is refused before libconfig runs.
+TEST(ConfigFile, IncludeOfAFifoOrDeviceIsRefused) {
+    char dir[] = "/tmp/ferry-config-test.XXXXXX";
+    ASSERT_NE(mkdtemp(dir), nullptr);
+    const std::string d = dir;
+    ASSERT_EQ(mkfifo((d + "/vips.fifo").c_str(), 0600), 0);
+    auto write = [](const std::string& path, const std::string& text) { std::ofstream(path) << text; };
+    write(d + "/main.conf", "ports = ();\n@include \"inner.conf\"\n");
+    write(d + "/inner.conf", "# vips\n  @include \"vips.fifo\"\n@include \"/dev/zero\"\n");
+    const auto r = load_config_file(d + "/main.conf");
+    for (const char* f : {"/main.conf", "/inner.conf", "/vips.fifo"}) unlink((d + f).c_str());
+    rmdir(dir);
+    ASSERT_EQ(r.errors.size(), 2u) << all_errors(r);
+    EXPECT_EQ(r.errors[0].to_string(), d + "/inner.conf:2: @include \"" + d + "/vips.fifo\": not a regular file");
+    EXPECT_EQ(r.errors[1].to_string(), d + "/inner.conf:3: @include \"/dev/zero\": not a regular file");
+}
+
 TEST(ConfigFile, SyntaxErrorGivesFileAndLine) {
     const auto r = load_config_file("tests/unit/config/data/syntax_error.conf");
     EXPECT_EQ(r.config, nullptr);

@@ -346,6 +346,58 @@ TEST(Steering, NonSynWithoutFlow) {
 
 // An ICMP error quoting a packet Ferry sent from the VIP to a client leads to
 // the flow's backend, with the peer the backend itself sent that packet to.
+// The answer of a dnat backend to a client, as it arrives at Ferry.
+bool dnat_answer(Rig& r, const ToBackend& to, uint32_t client, uint16_t port, uint8_t flags, ToClient& back) {
+    const BackendEntry& be = r.snap.backends[to.backend_id];
+    packet::Parsed a;
+    a.proto = IPPROTO_TCP;
+    a.src_ip = be.ip;
+    a.src_port = be.port;
+    a.dst_ip = ip(client);
+    a.dst_port = htons(port);
+    a.tcp_flags = flags;
+    const uint32_t slot = r.flows.lookup(flow::FlowKey::v4(a.src_ip, a.dst_ip, a.src_port, a.dst_port, a.proto));
+    return slot != flow::kNoPeer && r.steer->to_client(r.snap, a, slot, 60, r.now, back);
+}
+
+// A connection idle past its timeout whose entry the sweep has not removed yet is
+// picked up on the backend that entry named, whatever the scheduler would choose now.
+TEST(Steering, PickupReturnsToTheBackendOfAnExpiredEntry) {
+    Rig r(3, ForwardMode::dnat, SchedulerKind::round_robin, {});
+    std::vector<uint32_t> first;
+    for (uint16_t port = 40000; port < 40012; ++port) {
+        const ToBackend to = r.syn(0xc0a80001, port);
+        ASSERT_TRUE(to.forward());
+        ToClient back;
+        ASSERT_TRUE(dnat_answer(r, to, 0xc0a80001, port, packet::kTcpSyn | packet::kTcpAck, back));
+        first.push_back(to.backend_id);
+    }
+    r.now += r.snap.vips[0].timeouts.established_ms + 1;
+    for (uint16_t port = 40000; port < 40012; ++port) {
+        const ToBackend again = r.send(Rig::client_packet(0xc0a80001, port, packet::kTcpAck));
+        ASSERT_TRUE(again.forward());
+        EXPECT_EQ(again.backend_id, first[port - 40000]) << port;
+    }
+    EXPECT_EQ(r.counters.flows_picked_up, 12u);
+    EXPECT_EQ(r.counters.flows_closed, 12u);  // the expired entries, ended
+}
+
+// A SYN on the tuple of a flow that was picked up is a new connection: a new
+// flow, whose handshake is timed and counted like any other.
+TEST(Steering, SynOnAPickedUpFlowStartsANewOne) {
+    Rig r(3, ForwardMode::dnat, SchedulerKind::maglev, {});
+    ASSERT_TRUE(r.send(Rig::client_packet(0xc0a80001, 40000, packet::kTcpAck)).forward());
+    ASSERT_EQ(r.counters.flows_picked_up, 1u);
+    const ToBackend to = r.syn(0xc0a80001, 40000);
+    ASSERT_TRUE(to.forward());
+    EXPECT_EQ(r.counters.flows_closed, 1u);
+    EXPECT_EQ(r.counters.flows_created, 2u);
+    ToClient back;
+    ASSERT_TRUE(dnat_answer(r, to, 0xc0a80001, 40000, packet::kTcpSyn | packet::kTcpAck, back));
+    EXPECT_EQ(r.backend_counters[to.backend_id].synack_seen, 1u);
+    EXPECT_EQ(r.backend_counters[to.backend_id].connect_samples, 1u);
+}
+
 TEST(Steering, IcmpErrorsFindTheirFlow) {
     for (const ForwardMode mode : {ForwardMode::nat, ForwardMode::dnat}) {
         Rig r(3, mode, SchedulerKind::maglev, port_range(5000, 100));

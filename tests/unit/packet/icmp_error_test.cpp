@@ -97,9 +97,8 @@ TEST(IcmpError, QuotedDatagramFoundAndRewrittenForTheBackend) {
             const auto backends = build_frame(b);
             const uint8_t* quote = f.data() + 34 + 8;
             EXPECT_TRUE(ref_ipv4_ok(quote));
-            // The quoted header and L4 bytes are the backend's own packet's; TCP's checksum
-            // (past the first 8 bytes) is left as quoted.
-            const size_t compare = proto == IPPROTO_UDP ? 20 + 8 : 20 + 16;
+            // The quoted header and L4 header are the backend's own packet's, checksum included.
+            const size_t compare = proto == IPPROTO_UDP ? 20 + 8 : 20 + 20;
             EXPECT_EQ(std::vector<uint8_t>(quote, quote + compare),
                       std::vector<uint8_t>(backends.begin() + 14, backends.begin() + 14 + compare));
         }
