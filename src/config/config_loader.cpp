@@ -1032,8 +1032,8 @@ private:
             }
         }
         if (lat && v.latency_aware.enabled) check_latency_signal(v, *lat, label);
-        // Every scheduler: the Maglev table is built for each VIP (trace, the dnat stateless
-        // fallback), and it cannot hold more weighted backends than it has slots.
+        // Every scheduler: the Maglev table is built for each VIP (trace, dnat connections met
+        // mid-stream), and it cannot hold more weighted backends than it has slots.
         if (v.backends.size() > v.table_size)
             error(g, label + " has " + std::to_string(v.backends.size()) +
                          " backends, more than its Maglev 'table_size' " + std::to_string(v.table_size));

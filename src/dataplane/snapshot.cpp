@@ -159,8 +159,8 @@ std::shared_ptr<Snapshot> build_snapshot(const Config& cfg, IdRegistry& ids, con
             if (be.nexthop_ip == 0) w = 0;  // unroutable: never chosen
             mb.push_back({b.endpoint, w});
         }
-        // The Maglev table is built for every scheduler: ferryctl trace and the
-        // dnat stateless fallback use it.
+        // The Maglev table is built for every scheduler: ferryctl trace and
+        // dnat connections met mid-stream (picked up, or stateless) use it.
         std::vector<uint32_t> table = balance::build_maglev_table(mb, v.table_size);
         ve.table.resize(table.size());
         for (size_t i = 0; i < table.size(); ++i)
